@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1.7
+# One Dockerfile, one target per service:
+#   docker build --target processor -t gateway-processor .
+#   docker build --target api       -t gateway-api .
+#   docker build --target dashboard -t gateway-dashboard .
+# The builder stage is shared, so the second and third builds reuse it.
+# Runtime: debian:bookworm-slim (the binaries link glibc and zlib), user
+# 10001, no shell needed by the services; curl is there for healthchecks.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-bookworm AS builder
+WORKDIR /src
+# Only what the build reads, so docs or deploy changes do not rebuild.
+COPY Cargo.toml Cargo.lock ./
+COPY model model
+COPY store store
+COPY runtime runtime
+COPY processor processor
+COPY api api
+COPY dashboard dashboard
+COPY benches benches
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p processor -p api -p dashboard \
+      --bin processor --bin api --bin dashboard \
+ && mkdir -p /out \
+ && cp target/release/processor target/release/api target/release/dashboard /out/
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl zlib1g \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 gateway \
+ && useradd --system --uid 10001 --gid gateway --no-create-home --shell /usr/sbin/nologin gateway
+ENV LOG_FORMAT=json RUST_LOG=info
+USER 10001:10001
+
+FROM runtime AS processor
+COPY --from=builder /out/processor /usr/local/bin/processor
+ENV HTTP_ADDR=0.0.0.0:9101
+EXPOSE 9101
+ENTRYPOINT ["/usr/local/bin/processor"]
+
+FROM runtime AS api
+COPY --from=builder /out/api /usr/local/bin/api
+ENV HTTP_ADDR=0.0.0.0:8080
+EXPOSE 8080
+# `docker run IMAGE accounts create --id ... --name ...` runs the CLI instead.
+ENTRYPOINT ["/usr/local/bin/api"]
+CMD ["serve"]
+
+FROM runtime AS dashboard
+COPY --from=builder /out/dashboard /usr/local/bin/dashboard
+ENV HTTP_ADDR=0.0.0.0:8081
+EXPOSE 8081
+ENTRYPOINT ["/usr/local/bin/dashboard"]

@@ -1,0 +1,95 @@
+//! Accepting transactions: the one place that writes to the database and
+//! produces to Kafka, in an order that never half-accepts.
+//!
+//! 1. Record an *intent* row per transaction (id, account, amount, time; no
+//!    card data). Intents are invisible to merchants. A database failure
+//!    here fails the request before anything is produced.
+//! 2. Produce every message and wait for every delivery report.
+//! 3. Mark the delivered ones; answer 202 for them. A transaction without a
+//!    delivery report is answered 503 and its intent stays invisible, unless
+//!    the broker did take it after all and the processor stores it: then
+//!    it shows up with its decision (the merchant can find it by listing).
+//!
+//! If marking fails after delivery, the answer is still 202: the broker has
+//! the transaction, and it becomes visible once the processor stores it.
+
+use time::OffsetDateTime;
+use transaction_model::{AccountId, TransactionId, TransactionMessage};
+use transaction_store::{truncate_to_micros, AcceptedTransaction};
+
+use crate::error::ApiError;
+use crate::new_transaction::NewTransaction;
+use crate::state::AppState;
+use crate::transaction_resource::TransactionResource;
+
+/// How long a client should wait before retrying after a broker failure.
+const BROKER_RETRY_AFTER_SECS: u64 = 2;
+
+/// Per input, in order: the pending resource, or why it was not accepted.
+/// Fails as a whole only when nothing could be attempted (database down).
+pub async fn accept(
+    state: &AppState,
+    account: &AccountId,
+    items: Vec<NewTransaction>,
+    request_id: &str,
+) -> Result<Vec<Result<TransactionResource, ApiError>>, ApiError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let created_at = truncate_to_micros(OffsetDateTime::now_utc());
+    let accepted: Vec<AcceptedTransaction> = items
+        .iter()
+        .map(|t| AcceptedTransaction { id: new_id(), account_id: account.clone(), amount: t.amount, created_at })
+        .collect();
+    state.store.accepted.record_intents(&accepted).await?;
+
+    let messages: Vec<TransactionMessage> = items
+        .into_iter()
+        .zip(&accepted)
+        .map(|(t, a)| TransactionMessage {
+            id: a.id.to_string(),
+            account_id: account.to_string(),
+            credit_card_number: t.card_number,
+            credit_card_name: t.card_name,
+            credit_card_expiration_month: t.expiration_month,
+            credit_card_expiration_year: t.expiration_year,
+            credit_card_cvv: t.cvv,
+            amount: t.amount,
+            created_at: Some(created_at),
+        })
+        .collect();
+    let reports = state.publisher.publish(&messages, request_id).await;
+    drop(messages);
+
+    let delivered: Vec<TransactionId> =
+        accepted.iter().zip(&reports).filter(|(_, r)| r.is_ok()).map(|(a, _)| a.id.clone()).collect();
+    let failed = reports.len() - delivered.len();
+    if failed > 0 {
+        state.metrics.delivery_failures.inc_by(failed as u64);
+        if let Some(Err(e)) = reports.iter().find(|r| r.is_err()) {
+            tracing::warn!(error = %e, failed, "broker did not acknowledge transactions");
+        }
+    }
+    if !delivered.is_empty() {
+        if let Err(e) = state.store.accepted.mark_delivered(&delivered).await {
+            tracing::warn!(error = %e, count = delivered.len(),
+                "delivered transactions not marked; they appear once the processor stores them");
+        }
+        state.metrics.transactions_accepted.inc_by(delivered.len() as u64);
+    }
+    Ok(accepted
+        .iter()
+        .zip(reports)
+        .map(|(a, report)| match report {
+            Ok(()) => Ok(TransactionResource::pending(a)),
+            Err(_) => Err(ApiError::BrokerUnavailable { retry_after_secs: BROKER_RETRY_AFTER_SECS }),
+        })
+        .collect())
+}
+
+/// UUID v7: time-ordered, so ids sort roughly by creation.
+fn new_id() -> TransactionId {
+    let id = uuid::Uuid::now_v7().to_string();
+    // A hyphenated UUID is 36 printable characters: always a valid id.
+    TransactionId::try_from(id).unwrap_or_else(|_| unreachable!("a UUID is a valid transaction id"))
+}

@@ -1,0 +1,117 @@
+//! `api serve` configuration. Every flag has an environment-variable equivalent.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Clone, Args)]
+pub struct Config {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// `sqlite://FILE` (embedded) or `mysql://USER:PASS@HOST:PORT/DB`; the
+    /// processor's database, whose decisions the API reads. (Its value is
+    /// hidden from --help: it may hold a password.)
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://gateway.db", hide_env_values = true)]
+    pub database_url: String,
+
+    #[arg(long, env = "TRANSACTIONS_TOPIC", default_value = "transactions")]
+    pub transactions_topic: String,
+
+    /// Address of the REST API, /healthz, /readyz and /metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// HMAC key for merchant secrets (and idempotency fingerprints), at
+    /// least 16 bytes. Without it a development key is used and a warning is
+    /// logged.
+    #[arg(long, env = "SECRET_HASH_KEY", hide_env_values = true)]
+    pub secret_hash_key: Option<String>,
+
+    /// Bearer token of the /v1/admin endpoints; without it they answer 403.
+    #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+
+    /// Longest wait for the broker's delivery report before answering 503.
+    #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    pub delivery_timeout_ms: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most transactions in one batch request.
+    #[arg(long, env = "MAX_BATCH_ITEMS", default_value_t = 500)]
+    pub max_batch_items: usize,
+
+    /// Per-merchant sustained rate, transactions per second (per replica).
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 200.0)]
+    pub rate_limit_per_second: f64,
+
+    /// Per-merchant burst, in transactions (per replica).
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 1000.0)]
+    pub rate_limit_burst: f64,
+
+    /// Failed authentications allowed per client IP per minute before 429.
+    #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
+    /// Extra librdkafka producer properties, `key=value;key=value` (`;` separates: values such as `debug=a,b` hold commas).
+    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';')]
+    pub kafka_options: Vec<String>,
+}
+
+impl Config {
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.delivery_timeout_ms)
+    }
+
+    /// Parses `kafka_options` into pairs.
+    pub fn extra_kafka_options(&self) -> Result<Vec<(String, String)>, String> {
+        service_runtime::kafka_options::parse(&self.kafka_options)
+    }
+
+    /// Defaults for tests and tools: everything local, port 0.
+    pub fn local(database_url: &str, transactions_topic: &str) -> Self {
+        Config {
+            kafka_brokers: "127.0.0.1:9092".into(),
+            database_url: database_url.into(),
+            transactions_topic: transactions_topic.into(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secret_hash_key: None,
+            operator_token: None,
+            delivery_timeout_ms: 5000,
+            max_body_bytes: 1024 * 1024,
+            max_batch_items: 500,
+            rate_limit_per_second: 200.0,
+            rate_limit_burst: 1000.0,
+            auth_failures_per_minute: 20,
+            kafka_options: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("database_url", &transaction_store::redact_url(&self.database_url))
+            .field("transactions_topic", &self.transactions_topic)
+            .field("http_addr", &self.http_addr)
+            .field("secret_hash_key", &self.secret_hash_key.as_ref().map(|_| "<redacted>"))
+            .field("operator_token", &self.operator_token.as_ref().map(|_| "<redacted>"))
+            .field("delivery_timeout_ms", &self.delivery_timeout_ms)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_batch_items", &self.max_batch_items)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field(
+                "kafka_options",
+                &self.kafka_options.iter().map(|o| o.split('=').next().unwrap_or("")).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}

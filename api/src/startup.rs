@@ -1,0 +1,138 @@
+//! Builds the API from its configuration and runs it until stopped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use transaction_model::{SecretHasher, WeakSecretKey};
+use transaction_store::{ApiStore, StoreError};
+
+use crate::auth_failures::FailedAuthLimiter;
+use crate::coalesced_writes::CoalescingAccepted;
+use crate::config::Config;
+use crate::idempotency;
+use crate::metrics::Metrics;
+use crate::operator::OperatorToken;
+use crate::publisher::Publisher;
+use crate::rate_limit::RateLimiter;
+use crate::routes;
+use crate::state::AppState;
+
+/// Used only when no SECRET_HASH_KEY is configured, with a warning: secrets
+/// hashed with it are only as safe as this public string.
+pub const DEVELOPMENT_SECRET_HASH_KEY: &str = "development-only-secret-hash-key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("kafka client: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("http listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    WeakKey(#[from] WeakSecretKey),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("stopped before start-up finished")]
+    Cancelled,
+}
+
+/// The hasher of merchant secrets; the CLI and the server must agree on it.
+pub fn secret_hasher(key: Option<&str>) -> Result<SecretHasher, WeakSecretKey> {
+    match key {
+        Some(key) => SecretHasher::new(key.as_bytes()),
+        None => {
+            tracing::warn!(
+                "SECRET_HASH_KEY is not set: using the PUBLIC development key; merchant secrets are NOT protected. \
+                 Set SECRET_HASH_KEY in production"
+            );
+            SecretHasher::new(DEVELOPMENT_SECRET_HASH_KEY.as_bytes())
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config, shutdown: &CancellationToken) -> Result<Self, StartupError> {
+        if config.max_batch_items == 0 || config.max_body_bytes == 0 {
+            return Err(StartupError::Config("MAX_BATCH_ITEMS and MAX_BODY_BYTES must be positive".into()));
+        }
+        if !(config.rate_limit_per_second > 0.0 && config.rate_limit_burst >= 1.0) {
+            return Err(StartupError::Config("RATE_LIMIT_PER_SECOND must be > 0 and RATE_LIMIT_BURST >= 1".into()));
+        }
+        config.extra_kafka_options().map_err(StartupError::Config)?;
+        let hasher = secret_hasher(config.secret_hash_key.as_deref())?;
+        let mut store = open_store(&config.database_url, shutdown).await?;
+        store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
+        let publisher = Publisher::new(&config)?;
+        let state = AppState {
+            store,
+            hasher,
+            publisher,
+            metrics: Arc::new(Metrics::new()),
+            auth_failures: Arc::new(FailedAuthLimiter::new(config.auth_failures_per_minute)),
+            rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
+            operator_token: config.operator_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
+            max_batch_items: config.max_batch_items,
+        };
+        if state.operator_token.is_none() {
+            tracing::info!("OPERATOR_TOKEN is not set: the admin endpoints are disabled");
+        }
+        let listener = TcpListener::bind(config.http_addr).await?;
+        let router = routes::router(state.clone(), config.max_body_bytes);
+        Ok(Application { listener, router, state })
+    }
+
+    /// The HTTP port (useful when configured as port 0).
+    pub fn http_port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.state.metrics)
+    }
+
+    /// Serves until `shutdown` is cancelled; requests in flight finish first.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
+        tokio::spawn(purge_idempotency_keys(self.state.clone(), shutdown.clone()));
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result =
+            axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+        shutdown.cancel();
+        let publisher = self.state.publisher.clone();
+        let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await;
+        result
+    }
+}
+
+/// Expired keys are also dropped lazily per key; this bounds the table.
+async fn purge_idempotency_keys(state: AppState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+        let before = OffsetDateTime::now_utc() - time::Duration::seconds(idempotency::TTL.as_secs() as i64);
+        match state.store.idempotency.purge_idempotency(before).await {
+            Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
+            Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+        }
+    }
+}
+
+/// The database may start after the API: keep trying, with backoff.
+async fn open_store(url: &str, shutdown: &CancellationToken) -> Result<ApiStore, StartupError> {
+    transaction_store::open_with_retry(url, || transaction_store::open_api_store(url), shutdown.cancelled())
+        .await?
+        .ok_or(StartupError::Cancelled)
+}

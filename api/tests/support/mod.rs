@@ -1,0 +1,203 @@
+//! Shared by the API's integration tests: unique topics, a fresh database,
+//! the API on port 0, accounts, and reading back what was produced.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use api::account_admin::AccountAdmin;
+use api::startup::secret_hasher;
+use api::{Application, Config};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::Message;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use transaction_store::ApiStore;
+
+pub const SECRET_KEY: &str = "integration-test-secret-key";
+pub const OPERATOR: &str = "integration-operator-token";
+
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn mysql_server() -> String {
+    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Fresh topics: the broker does not auto-create them.
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+    let topics: Vec<_> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await.expect("create topics") {
+        result.expect("topic created");
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub topic: String,
+    pub database_url: String,
+    pub store: ApiStore,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct Merchant {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Merchant {
+    pub fn basic(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{}:{}", self.id, self.secret)))
+    }
+}
+
+/// Config for a test: its own topic (created) and SQLite file.
+pub async fn sqlite_config() -> (Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("api.db").display());
+    let topic = unique("tx");
+    create_topics(&[&topic], 2).await;
+    let mut config = Config::local(&url, &topic);
+    config.kafka_brokers = brokers();
+    config.secret_hash_key = Some(SECRET_KEY.into());
+    config.operator_token = Some(OPERATOR.into());
+    (config, dir)
+}
+
+pub async fn spawn_sqlite() -> TestApp {
+    let (config, dir) = sqlite_config().await;
+    spawn_with(config, Some(dir)).await
+}
+
+pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestApp {
+    let shutdown = CancellationToken::new();
+    let topic = config.transactions_topic.clone();
+    let database_url = config.database_url.clone();
+    let app = Application::build(config, &shutdown).await.expect("api builds");
+    let port = app.http_port();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        app.run_until_stopped(token).await.expect("api runs");
+    });
+    let store = transaction_store::open_api_store(&database_url).await.expect("store");
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        topic,
+        database_url,
+        store,
+        shutdown,
+        handle,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.handle).await.expect("stops").expect("no panic");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn merchant(&self, id: &str) -> Merchant {
+        let admin =
+            AccountAdmin { repo: self.store.accounts.clone(), hasher: secret_hasher(Some(SECRET_KEY)).unwrap() };
+        let created = admin.create(id, &format!("{id} Ltd")).await.expect("account created");
+        Merchant { id: id.into(), secret: created.secret }
+    }
+
+    pub async fn post(&self, m: &Merchant, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("authorization", m.basic())
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POST with an `Idempotency-Key`.
+    pub async fn post_with_key(&self, m: &Merchant, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("authorization", m.basic())
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, m: &Merchant, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).header("authorization", m.basic()).send().await.expect("request sent")
+    }
+}
+
+/// A body the processor approves.
+pub fn approvable() -> Value {
+    json!({
+        "credit_card_number": "4111111111111111",
+        "credit_card_name": "Ada Lovelace",
+        "credit_card_expiration_month": 12,
+        "credit_card_expiration_year": 2035,
+        "credit_card_cvv": "123",
+        "amount": "10.50"
+    })
+}
+
+/// Asserts the error envelope and returns its code.
+pub async fn error_code(r: reqwest::Response, status: u16) -> (String, Option<String>) {
+    assert_eq!(r.status().as_u16(), status, "status");
+    assert!(r.headers().contains_key("x-request-id"), "x-request-id on errors too");
+    let body: Value = r.json().await.expect("JSON error body");
+    let e = &body["error"];
+    assert!(e["type"].is_string() && e["message"].is_string(), "envelope: {body}");
+    assert!(e.get("param").is_some(), "param present (maybe null): {body}");
+    (e["code"].as_str().expect("code").to_owned(), e["param"].as_str().map(str::to_owned))
+}
+
+/// Reads `topic` from the start until `n` messages or `limit` passes.
+pub async fn consume(topic: &str, n: usize, limit: Duration) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("collector"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("collector");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + limit;
+    let mut messages = Vec::new();
+    while messages.len() < n && Instant::now() < deadline {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            messages.push(m.detach());
+        }
+    }
+    messages
+}
+
+pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+    m.headers()?.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+pub fn payload(m: &OwnedMessage) -> Value {
+    serde_json::from_slice(m.payload().expect("payload")).expect("JSON payload")
+}

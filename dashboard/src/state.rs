@@ -1,0 +1,30 @@
+//! What the HTTP handlers share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::kafka::Consumer;
+use crate::merchant_login::MerchantLogin;
+use crate::metrics::Metrics;
+use crate::operator_token::OperatorToken;
+use crate::session::SessionSigner;
+use crate::throttle::LoginThrottle;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub signer: Arc<SessionSigner>,
+    /// None: operator login disabled.
+    pub operator_token: Option<Arc<OperatorToken>>,
+    pub merchant_login: Arc<MerchantLogin>,
+    pub throttle: Arc<LoginThrottle>,
+    pub consumer: Arc<Consumer>,
+    pub results_topic: String,
+    pub session_ttl: Duration,
+    /// Closes open WebSockets on shutdown.
+    pub shutdown: CancellationToken,
+}

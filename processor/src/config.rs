@@ -1,0 +1,98 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Every flag has an environment-variable equivalent.
+#[derive(Clone, Parser)]
+#[command(name = "processor", version, about = "Transaction processor: Kafka in, rules, storage, Kafka out")]
+pub struct Config {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// `sqlite://FILE` (embedded) or `mysql://USER:PASS@HOST:PORT/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://gateway.db")]
+    pub database_url: String,
+
+    #[arg(long, env = "TRANSACTIONS_TOPIC", default_value = "transactions")]
+    pub transactions_topic: String,
+
+    #[arg(long, env = "RESULTS_TOPIC", default_value = "transactions_result")]
+    pub results_topic: String,
+
+    #[arg(long, env = "DLQ_TOPIC", default_value = "transactions_dlq")]
+    pub dlq_topic: String,
+
+    #[arg(long, env = "CONSUMER_GROUP", default_value = "transaction-processor")]
+    pub consumer_group: String,
+
+    /// Most messages in one batch (one database transaction).
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 2000)]
+    pub batch_size: usize,
+
+    /// Longest wait for a batch to fill, in milliseconds, after its first message.
+    #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 50)]
+    pub batch_wait_ms: u64,
+
+    /// How long the broker waits for heartbeats before it gives this
+    /// consumer's partitions to another.
+    #[arg(long, env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+
+    /// On (re)assignment, start each partition this many messages before
+    /// its committed offset and drop what lies below it. Must be at least
+    /// the largest producer batch: it guards against brokers that cannot
+    /// fetch from the middle of a record batch (tansu 0.6). 0 disables.
+    #[arg(long, env = "RESUME_REWIND_MESSAGES", default_value_t = 10_000)]
+    pub resume_rewind_messages: i64,
+
+    /// Extra librdkafka properties for both clients, `key=value;key=value`
+    /// (security settings, tuning). `;` separates, since values such as
+    /// `debug=cgrp,fetch` hold commas.
+    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';')]
+    pub kafka_options: Vec<String>,
+
+    /// HMAC key for card-number hashes, at least 16 bytes. Without it a
+    /// development key is used and a warning is logged.
+    #[arg(long, env = "CARD_HASH_KEY", hide_env_values = true)]
+    pub card_hash_key: Option<String>,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:9101")]
+    pub http_addr: SocketAddr,
+}
+
+impl Config {
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_wait_ms)
+    }
+
+    /// Parses `kafka_options` into pairs.
+    pub fn extra_kafka_options(&self) -> Result<Vec<(String, String)>, String> {
+        service_runtime::kafka_options::parse(&self.kafka_options)
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("database_url", &transaction_store::redact_url(&self.database_url))
+            .field("transactions_topic", &self.transactions_topic)
+            .field("results_topic", &self.results_topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field("consumer_group", &self.consumer_group)
+            .field("batch_size", &self.batch_size)
+            .field("batch_wait_ms", &self.batch_wait_ms)
+            .field("session_timeout_ms", &self.session_timeout_ms)
+            .field("resume_rewind_messages", &self.resume_rewind_messages)
+            .field(
+                "kafka_options",
+                &self.kafka_options.iter().map(|o| o.split('=').next().unwrap_or("")).collect::<Vec<_>>(),
+            )
+            .field("card_hash_key", &self.card_hash_key.as_ref().map(|_| "<redacted>"))
+            .field("http_addr", &self.http_addr)
+            .finish()
+    }
+}

@@ -1,0 +1,93 @@
+//! Where decided transactions are kept.
+//!
+//! [`TransactionRepository`] is the one interface; [`open`] picks the
+//! implementation from the database URL: `sqlite://FILE` (embedded default)
+//! or `mysql://…` (production).
+
+pub mod accepted;
+pub mod accounts;
+mod error;
+pub mod idempotency;
+pub mod mysql;
+mod open_retry;
+mod repository;
+pub mod sqlite;
+mod timestamp;
+
+pub use open_retry::open_with_retry;
+pub use timestamp::truncate_to_micros;
+
+use std::sync::Arc;
+
+pub use accepted::{AcceptedRepository, AcceptedTransaction, Decision, ListCursor, TransactionView};
+pub use accounts::{Account, AccountRepository, AccountStatus};
+pub use error::StoreError;
+pub use idempotency::{IdempotencyBegin, IdempotencyRepository, IdempotencyTimes, StoredResponse};
+pub use repository::TransactionRepository;
+
+/// Opens the repository named by `url` and brings its schema up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn TransactionRepository>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteRepository::open(url).await?))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Ok(Arc::new(mysql::MySqlRepository::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Opens the account store named by `url` (same URLs as [`open`]) and
+/// brings its schema up to date.
+pub async fn open_accounts(url: &str) -> Result<Arc<dyn AccountRepository>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteRepository::open(url).await?))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Ok(Arc::new(mysql::MySqlRepository::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Everything the API keeps, in one database: accounts, the transactions it
+/// accepted (joined with the processor's decisions) and idempotency keys.
+#[derive(Clone)]
+pub struct ApiStore {
+    pub accounts: Arc<dyn AccountRepository>,
+    pub accepted: Arc<dyn AcceptedRepository>,
+    pub idempotency: Arc<dyn IdempotencyRepository>,
+    pub transactions: Arc<dyn TransactionRepository>,
+}
+
+/// Opens the API's store named by `url` (same URLs as [`open`]).
+pub async fn open_api_store(url: &str) -> Result<ApiStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        let repo = Arc::new(sqlite::SqliteRepository::open(url).await?);
+        Ok(ApiStore { accounts: repo.clone(), accepted: repo.clone(), idempotency: repo.clone(), transactions: repo })
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        let repo = Arc::new(mysql::MySqlRepository::connect(url).await?);
+        Ok(ApiStore { accounts: repo.clone(), accepted: repo.clone(), idempotency: repo.clone(), transactions: repo })
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact_url("mysql://u:secret@h:3306/db"), "mysql://u:***@h:3306/db");
+        assert_eq!(super::redact_url("sqlite://gateway.db"), "sqlite://gateway.db");
+    }
+}
