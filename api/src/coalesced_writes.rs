@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use transaction_model::{AccountId, TransactionId};
 use transaction_store::{AcceptedRepository, AcceptedTransaction, ListCursor, StoreError, TransactionView};
@@ -88,6 +89,10 @@ impl AcceptedRepository for CoalescingAccepted {
         submit(&self.marks, ids.to_vec()).await
     }
 
+    async fn purge_undelivered(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge_undelivered(before).await
+    }
+
     async fn find_accepted(
         &self,
         account: &AccountId,
@@ -110,7 +115,6 @@ impl AcceptedRepository for CoalescingAccepted {
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use time::OffsetDateTime;
     use transaction_model::Amount;
 
     /// Records each write's size; fails writes containing the id "fail".
@@ -131,6 +135,9 @@ mod tests {
         }
         async fn mark_delivered(&self, _: &[TransactionId]) -> Result<(), StoreError> {
             Ok(())
+        }
+        async fn purge_undelivered(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+            Ok(0)
         }
         async fn find_accepted(&self, _: &AccountId, _: &TransactionId) -> Result<Option<TransactionView>, StoreError> {
             Ok(None)

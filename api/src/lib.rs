@@ -15,6 +15,7 @@ pub mod cursor;
 pub mod error;
 pub mod fingerprint;
 pub mod health_routes;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod metrics;
 pub mod new_transaction;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use transaction_model::{SecretHasher, WeakSecretKey};
@@ -14,7 +13,7 @@ use transaction_store::{ApiStore, StoreError};
 use crate::auth_failures::FailedAuthLimiter;
 use crate::coalesced_writes::CoalescingAccepted;
 use crate::config::Config;
-use crate::idempotency;
+use crate::housekeeping;
 use crate::metrics::Metrics;
 use crate::operator::OperatorToken;
 use crate::publisher::Publisher;
@@ -104,7 +103,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled; requests in flight finish first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
-        tokio::spawn(purge_idempotency_keys(self.state.clone(), shutdown.clone()));
+        tokio::spawn(housekeeping::run(self.state.clone(), shutdown.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result =
             axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
@@ -112,21 +111,6 @@ impl Application {
         let publisher = self.state.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await;
         result
-    }
-}
-
-/// Expired keys are also dropped lazily per key; this bounds the table.
-async fn purge_idempotency_keys(state: AppState, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-        let before = OffsetDateTime::now_utc() - time::Duration::seconds(idempotency::TTL.as_secs() as i64);
-        match state.store.idempotency.purge_idempotency(before).await {
-            Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
-            Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
-        }
     }
 }
 

@@ -52,6 +52,11 @@ pub trait AcceptedRepository: Send + Sync + 'static {
 
     async fn mark_delivered(&self, ids: &[TransactionId]) -> Result<(), StoreError>;
 
+    /// Deletes intents created before `before` that were never marked
+    /// delivered and that the processor never stored (the merchant was
+    /// answered 503 and never saw them); returns how many.
+    async fn purge_undelivered(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
     /// Only `account`'s own transaction; another merchant's id is `None`.
     async fn find_accepted(
         &self,

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_accounts.sql"),
     include_str!("../migrations/sqlite/0003_accepted_transactions.sql"),
     include_str!("../migrations/sqlite/0004_idempotency_keys.sql"),
+    include_str!("../migrations/sqlite/0005_undelivered_intents.sql"),
 ];
 
 const COLUMNS: &str = "id, account_id, amount_cents, status, error_message, card_brand, \

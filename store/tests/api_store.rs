@@ -98,6 +98,20 @@ async fn accepted_contract(store: &ApiStore) {
     let last = &page2[1].accepted;
     let cursor = ListCursor { created_at: last.created_at, id: last.id.clone() };
     assert!(repo.list_accepted(&m1, 2, Some(&cursor)).await.unwrap().is_empty());
+
+    // Purging undelivered intents: only "e" (undelivered, never stored, older
+    // than the cutoff) goes; "b" was stored by the processor, "f" is recent,
+    // the others were delivered.
+    repo.record_intents(&[accepted("e", "m1", 5), accepted("f", "m1", 20)]).await.unwrap();
+    let cutoff = rows[0].created_at + time::Duration::seconds(9);
+    assert_eq!(repo.purge_undelivered(cutoff).await.unwrap(), 1);
+    assert_eq!(repo.purge_undelivered(cutoff).await.unwrap(), 0);
+    // The id is free again, so the row is gone; "f" is still there.
+    repo.record_intents(&[accepted("e", "m1", 5)]).await.unwrap();
+    assert!(repo.record_intents(&[accepted("f", "m1", 20)]).await.is_err(), "f was kept");
+    let listed: Vec<String> =
+        repo.list_accepted(&m1, 10, None).await.unwrap().iter().map(|v| v.accepted.id.to_string()).collect();
+    assert_eq!(listed, ["d", "c", "b", "a"], "purging never touches what merchants see");
 }
 
 async fn idempotency_contract(store: &ApiStore) {

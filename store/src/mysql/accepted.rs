@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::mysql::MySqlRow;
 use sqlx::{QueryBuilder, Row};
-use time::PrimitiveDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, Status, TransactionId};
 
 use super::{binary_text, MySqlRepository, ROWS_PER_STATEMENT};
@@ -82,6 +82,18 @@ impl AcceptedRepository for MySqlRepository {
             query.build().execute(self.pool()).await?;
         }
         Ok(())
+    }
+
+    async fn purge_undelivered(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "DELETE FROM accepted_transactions WHERE delivered = 0 AND created_at < ? \
+             AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = accepted_transactions.id)",
+        )
+        .bind(to_utc_primitive(before))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     async fn find_accepted(

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Row};
+use time::OffsetDateTime;
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, Status, TransactionId};
 
 use super::SqliteRepository;
@@ -88,6 +89,18 @@ impl AcceptedRepository for SqliteRepository {
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn purge_undelivered(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM accepted_transactions WHERE delivered = 0 AND created_at < ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = accepted_transactions.id)",
+                [to_sqlite_text(before)],
+            )?;
+            Ok(n as u64)
         })
         .await
     }
