@@ -20,6 +20,7 @@ COPY processor processor
 COPY api api
 COPY dashboard dashboard
 COPY benches benches
+COPY testkit testkit
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p processor -p api -p dashboard \

@@ -131,18 +131,18 @@ async fn a_burst_of_thousands_yields_at_most_ten_frames_per_second() {
     let base = warm_up(&producer, &topic, &mut ws, "shop-burst").await;
 
     let prefix = unique("burst");
-    let payloads: Vec<(String, Vec<u8>)> = (0..N)
+    let payloads: Vec<_> = (0..N)
         .map(|i| {
             let r =
                 result(&format!("{prefix}-{i}"), &format!("shop-{}", i % 50), 500, if i % 4 == 0 { CVV } else { "" });
-            (r.id.clone(), r.to_json())
+            (Some(r.id.clone()), Some(r.to_json()))
         })
         .collect();
     let burst = tokio::spawn({
         let topic = topic.clone();
         async move {
             for chunk in payloads.chunks(CHUNK) {
-                produce_raw(&producer, &topic, chunk).await;
+                testkit::produce(&producer, &topic, chunk).await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

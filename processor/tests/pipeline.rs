@@ -86,9 +86,9 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_do_not_block() {
     keys.sort();
     assert_eq!(keys, ["p1", "p2", "p3", "p4", "p5", "p6"]);
     for m in &dead.messages {
-        let reason = Collected::header(m, "dlq_reason").expect("reason header");
+        let reason = header(m, "dlq_reason").expect("reason header");
         assert!(!reason.is_empty());
-        assert_eq!(Collected::header(m, "source_topic").as_deref(), Some(topics.transactions.as_str()));
+        assert_eq!(header(m, "source_topic").as_deref(), Some(topics.transactions.as_str()));
         let payload = rdkafka::Message::payload(m).map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
         assert!(!payload.contains("4111111111111111") && !payload.contains("987"), "card data in DLQ: {payload}");
     }
@@ -144,9 +144,9 @@ async fn request_id_header_travels_to_the_result() {
         .await
         .unwrap();
     let app = spawn(config(&topics, &url)).await;
-    let collected = collect_ids(&topics.results, &[m.id.clone()], Duration::from_secs(60)).await;
+    let collected = collect_ids(&topics.results, std::slice::from_ref(&m.id), Duration::from_secs(60)).await;
     app.stop().await;
-    assert_eq!(Collected::header(&collected.messages[0], "request_id").as_deref(), Some("req-123"));
+    assert_eq!(header(&collected.messages[0], "request_id").as_deref(), Some("req-123"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,10 @@
 
 use std::sync::Arc;
 
+use testkit::mysql_server;
 use time::macros::datetime;
 use transaction_model::AccountId;
 use transaction_store::{mysql, open_accounts, Account, AccountRepository, AccountStatus, StoreError};
-
-fn mysql_server() -> String {
-    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 fn account(id: &str, name: &str) -> Account {
     Account {

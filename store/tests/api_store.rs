@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use testkit::mysql_server;
 use time::macros::datetime;
 use time::OffsetDateTime;
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, ProcessedTransaction, Status, TransactionId};
@@ -10,10 +11,6 @@ use transaction_store::{
     mysql, open_api_store, AcceptedTransaction, ApiStore, IdempotencyBegin, IdempotencyTimes, ListCursor,
     StoredResponse,
 };
-
-fn mysql_server() -> String {
-    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 fn acc(id: &str) -> AccountId {
     AccountId::try_from(id).unwrap()

@@ -2,13 +2,10 @@
 
 use std::sync::Arc;
 
+use testkit::mysql_server;
 use time::macros::datetime;
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, ProcessedTransaction, Status, TransactionId};
 use transaction_store::{mysql, open, TransactionRepository};
-
-fn mysql_server() -> String {
-    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 fn tx(id: &str, status: Status, cents: i64) -> ProcessedTransaction {
     ProcessedTransaction {

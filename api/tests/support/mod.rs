@@ -1,19 +1,15 @@
 //! Shared by the API's integration tests: unique topics, a fresh database,
 //! the API on port 0, accounts, and reading back what was produced.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses a part
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api::account_admin::AccountAdmin;
 use api::startup::secret_hasher;
 use api::{Application, Config};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -22,26 +18,12 @@ use transaction_store::ApiStore;
 pub const SECRET_KEY: &str = "integration-test-secret-key";
 pub const OPERATOR: &str = "integration-operator-token";
 
-pub fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-pub fn mysql_server() -> String {
-    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
+pub use testkit::{brokers, header, mysql_server, unique, Running};
 
 /// Fresh topics: the broker does not auto-create them.
 pub async fn create_topics(names: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
-    let topics: Vec<_> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
-    for result in admin.create_topics(&topics, &AdminOptions::new()).await.expect("create topics") {
-        result.expect("topic created");
-    }
+    let topics: Vec<_> = names.iter().map(|n| (*n, partitions)).collect();
+    testkit::create_topics(&topics).await
 }
 
 pub struct TestApp {
@@ -50,8 +32,7 @@ pub struct TestApp {
     pub topic: String,
     pub database_url: String,
     pub store: ApiStore,
-    shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
+    running: Running,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -91,7 +72,7 @@ pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestA
     let app = Application::build(config, &shutdown).await.expect("api builds");
     let port = app.http_port();
     let token = shutdown.clone();
-    let handle = tokio::spawn(async move {
+    let running = Running::spawn(shutdown, port, async move {
         app.run_until_stopped(token).await.expect("api runs");
     });
     let store = transaction_store::open_api_store(&database_url).await.expect("store");
@@ -101,16 +82,14 @@ pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestA
         topic,
         database_url,
         store,
-        shutdown,
-        handle,
+        running,
         _dir: dir,
     }
 }
 
 impl TestApp {
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.handle).await.expect("stops").expect("no panic");
+        self.running.stop().await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -176,26 +155,7 @@ pub async fn error_code(r: reqwest::Response, status: u16) -> (String, Option<St
 
 /// Reads `topic` from the start until `n` messages or `limit` passes.
 pub async fn consume(topic: &str, n: usize, limit: Duration) -> Vec<OwnedMessage> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("collector"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("collector");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let deadline = Instant::now() + limit;
-    let mut messages = Vec::new();
-    while messages.len() < n && Instant::now() < deadline {
-        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            messages.push(m.detach());
-        }
-    }
-    messages
-}
-
-pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
-    m.headers()?.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+    testkit::consume(topic, limit, |read| read.len() >= n).await
 }
 
 pub fn payload(m: &OwnedMessage) -> Value {

@@ -1,16 +1,12 @@
 //! Shared by the integration tests: unique topics, producing results,
 //! running the dashboard on port 0, logging in, and reading frames.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses a part
 
 use std::time::{Duration, Instant};
 
 use dashboard::{Application, Config};
 use futures::{SinkExt, StreamExt};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,23 +22,12 @@ use transaction_store::{Account, AccountStatus};
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 pub const SECRET_HASH_KEY: &str = "test-secret-hash-key-0123456789";
 
-pub fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
+pub use testkit::{brokers, producer, unique, Running};
 
 /// A fresh results topic: the broker does not auto-create topics.
 pub async fn create_topic(partitions: i32) -> String {
     let topic = unique("dash-res");
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
-    let new = [NewTopic::new(&topic, partitions, TopicReplication::Fixed(1))];
-    for r in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topic") {
-        r.expect("topic created");
-    }
+    testkit::create_topics(&[(&topic, partitions)]).await;
     topic
 }
 
@@ -79,31 +64,14 @@ pub async fn create_accounts(database_url: &str, accounts: &[(&str, &str, Accoun
     }
 }
 
-pub struct Running {
-    pub shutdown: CancellationToken,
-    pub port: u16,
-    pub handle: tokio::task::JoinHandle<()>,
-}
-
 pub async fn spawn(config: Config) -> Running {
     let shutdown = CancellationToken::new();
     let app = Application::build(config, &shutdown).await.expect("dashboard builds");
     let port = app.http_port();
     let token = shutdown.clone();
-    let handle = tokio::spawn(async move {
+    Running::spawn(shutdown, port, async move {
         app.run_until_stopped(token).await.expect("dashboard runs");
-    });
-    Running { shutdown, port, handle }
-}
-
-impl Running {
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("dashboard stops within 30 s")
-            .expect("dashboard task did not panic");
-    }
+    })
 }
 
 /// A result as the processor publishes it. `reason` empty means approved.
@@ -123,33 +91,10 @@ pub fn result(id: &str, merchant: &str, cents: i64, reason: &str) -> ResultMessa
     }
 }
 
-pub fn producer() -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer")
-}
-
 /// Produces results keyed by id, in order, and waits for every delivery.
 pub async fn produce(producer: &FutureProducer, topic: &str, results: &[ResultMessage]) {
-    let payloads: Vec<(String, Vec<u8>)> = results.iter().map(|r| (r.id.clone(), r.to_json())).collect();
-    produce_raw(producer, topic, &payloads).await;
-}
-
-pub async fn produce_raw(producer: &FutureProducer, topic: &str, payloads: &[(String, Vec<u8>)]) {
-    for chunk in payloads.chunks(5000) {
-        let sends = chunk.iter().map(|(key, payload)| {
-            producer.send(
-                FutureRecord::to(topic).key(key.as_str()).payload(payload.as_slice()),
-                Timeout::After(Duration::from_secs(30)),
-            )
-        });
-        for r in futures::future::join_all(sends).await {
-            r.expect("delivered");
-        }
-    }
+    let payloads: Vec<_> = results.iter().map(|r| (Some(r.id.clone()), Some(r.to_json()))).collect();
+    testkit::produce(producer, topic, &payloads).await;
 }
 
 /// A minimal HTTP/1.1 exchange: (status, body).

@@ -1,33 +1,17 @@
 //! Shared by the integration tests: unique topics per test, producing
 //! transactions, collecting results, and running the processor.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses a part
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use processor::{Application, Config};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 use transaction_model::{Amount, ResultMessage, TransactionMessage};
 
-pub fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-pub fn mysql_server() -> String {
-    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
+pub use testkit::{brokers, header, mysql_server, producer, producer_at, unique, Running};
 
 pub struct Topics {
     pub transactions: String,
@@ -42,16 +26,7 @@ pub async fn create_topics(partitions: i32) -> Topics {
 
 pub async fn create_topics_at(brokers: &str, partitions: i32) -> Topics {
     let t = Topics { transactions: unique("tx"), results: unique("res"), dlq: unique("dlq") };
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
-    let topics = [
-        NewTopic::new(&t.transactions, partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&t.results, partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&t.dlq, 1, TopicReplication::Fixed(1)),
-    ];
-    for result in admin.create_topics(&topics, &AdminOptions::new()).await.expect("create topics") {
-        result.expect("topic created");
-    }
+    testkit::create_topics_at(brokers, &[(&t.transactions, partitions), (&t.results, partitions), (&t.dlq, 1)]).await;
     t
 }
 
@@ -73,68 +48,19 @@ pub fn config(topics: &Topics, database_url: &str) -> Config {
     }
 }
 
-pub struct Running {
-    pub shutdown: CancellationToken,
-    pub port: u16,
-    pub handle: tokio::task::JoinHandle<()>,
-}
-
 pub async fn spawn(config: Config) -> Running {
     let shutdown = CancellationToken::new();
     let app = Application::build(config, &shutdown).await.expect("processor builds");
     let port = app.http_port();
     let token = shutdown.clone();
-    let handle = tokio::spawn(async move {
+    Running::spawn(shutdown, port, async move {
         app.run_until_stopped(token).await.expect("processor runs");
-    });
-    Running { shutdown, port, handle }
-}
-
-impl Running {
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("processor stops within 30 s")
-            .expect("processor task did not panic");
-    }
-}
-
-pub fn producer() -> FutureProducer {
-    producer_at(&brokers())
-}
-
-pub fn producer_at(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer")
+    })
 }
 
 /// Produces `(key, payload)` pairs and waits for every delivery report.
 pub async fn produce_raw(topic: &str, messages: &[(Option<String>, Option<Vec<u8>>)]) {
-    produce_raw_at(&brokers(), topic, messages).await
-}
-
-pub async fn produce_raw_at(brokers: &str, topic: &str, messages: &[(Option<String>, Option<Vec<u8>>)]) {
-    let producer = producer_at(brokers);
-    for chunk in messages.chunks(5000) {
-        let sends = chunk.iter().map(|(key, payload)| {
-            let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic);
-            if let Some(k) = key {
-                record = record.key(k.as_str());
-            }
-            if let Some(p) = payload {
-                record = record.payload(p.as_slice());
-            }
-            producer.send(record, Timeout::After(Duration::from_secs(30)))
-        });
-        for r in futures::future::join_all(sends).await {
-            r.expect("delivered");
-        }
-    }
+    testkit::produce(&producer(), topic, messages).await
 }
 
 pub async fn produce(topic: &str, messages: &[TransactionMessage]) {
@@ -143,7 +69,7 @@ pub async fn produce(topic: &str, messages: &[TransactionMessage]) {
 
 pub async fn produce_at(brokers: &str, topic: &str, messages: &[TransactionMessage]) {
     let raw: Vec<_> = messages.iter().map(|m| (Some(m.id.clone()), Some(serde_json::to_vec(m).unwrap()))).collect();
-    produce_raw_at(brokers, topic, &raw).await;
+    testkit::produce(&producer_at(brokers), topic, &raw).await;
 }
 
 /// A transaction that the rules approve, with a unique id.
@@ -202,14 +128,6 @@ impl Collected {
             })
             .collect()
     }
-
-    pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
-        m.headers()?
-            .iter()
-            .find(|h| h.key == key)
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
 }
 
 /// Reads `topic` from the start until `done` says enough or `limit` passes.
@@ -221,24 +139,9 @@ pub async fn collect_at(
     brokers: &str,
     topic: &str,
     limit: Duration,
-    mut done: impl FnMut(&[OwnedMessage]) -> bool,
+    done: impl FnMut(&[OwnedMessage]) -> bool,
 ) -> Collected {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("collector"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("collector");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let deadline = Instant::now() + limit;
-    let mut messages = Vec::new();
-    while !done(&messages) && Instant::now() < deadline {
-        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            messages.push(m.detach());
-        }
-    }
-    Collected { messages }
+    Collected { messages: testkit::consume_at(brokers, topic, limit, done).await }
 }
 
 /// Collects until every id of `ids` has a result.

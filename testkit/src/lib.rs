@@ -1,0 +1,140 @@
+//! Shared by the integration tests of every crate: where the local broker
+//! and MariaDB are, unique names so tests never share topics or groups,
+//! creating topics (the broker does not auto-create them), producing with
+//! delivery reports, and reading a topic back from the start.
+//!
+//! Test code: it panics with a message instead of returning errors.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::Message;
+use tokio_util::sync::CancellationToken;
+
+/// `KAFKA_BROKERS`, or the broker `scripts/broker start` runs.
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// `TEST_MYSQL_URL` (server only, no database), or the local MariaDB.
+pub fn mysql_server() -> String {
+    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// `prefix-<uuid>`: a topic, group or id no other test (or run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates `(name, partitions)` topics on the local broker.
+pub async fn create_topics(topics: &[(&str, i32)]) {
+    create_topics_at(&brokers(), topics).await
+}
+
+pub async fn create_topics_at(brokers: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let new: Vec<_> = topics.iter().map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1))).collect();
+    for result in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
+        result.expect("topic created");
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    producer_at(&brokers())
+}
+
+pub fn producer_at(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `(key, payload)` pairs, either possibly absent, and waits for
+/// every delivery report.
+pub async fn produce(producer: &FutureProducer, topic: &str, messages: &[(Option<String>, Option<Vec<u8>>)]) {
+    for chunk in messages.chunks(5000) {
+        let sends = chunk.iter().map(|(key, payload)| {
+            let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic);
+            if let Some(k) = key {
+                record = record.key(k.as_str());
+            }
+            if let Some(p) = payload {
+                record = record.payload(p.as_slice());
+            }
+            producer.send(record, Timeout::After(Duration::from_secs(30)))
+        });
+        for r in futures::future::join_all(sends).await {
+            r.expect("delivered");
+        }
+    }
+}
+
+/// Reads `topic` from the start, in a group of its own, until `done` says
+/// enough or `limit` passes; returns what it read, in arrival order.
+pub async fn consume(topic: &str, limit: Duration, done: impl FnMut(&[OwnedMessage]) -> bool) -> Vec<OwnedMessage> {
+    consume_at(&brokers(), topic, limit, done).await
+}
+
+pub async fn consume_at(
+    brokers: &str,
+    topic: &str,
+    limit: Duration,
+    mut done: impl FnMut(&[OwnedMessage]) -> bool,
+) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("collector"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("collector");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + limit;
+    let mut messages = Vec::new();
+    while !done(&messages) && Instant::now() < deadline {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            messages.push(m.detach());
+        }
+    }
+    messages
+}
+
+/// A header's value as text.
+pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+    m.headers()?.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// A service's `run_until_stopped` on a task, and the token that stops it.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    /// The service's HTTP port (it was bound to port 0).
+    pub port: u16,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Spawns `run`, which must return once `shutdown` is cancelled.
+    pub fn spawn(shutdown: CancellationToken, port: u16, run: impl Future<Output = ()> + Send + 'static) -> Self {
+        Running { shutdown, port, handle: tokio::spawn(run) }
+    }
+
+    /// Cancels and waits for a clean end: within 30 s, without a panic.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("service stops within 30 s of shutdown")
+            .expect("service task did not panic");
+    }
+}
