@@ -9,17 +9,19 @@
 //!    delivery report is answered 503 and its intent stays invisible, unless
 //!    the broker did take it after all and the processor stores it: then
 //!    it shows up with its decision (the merchant can find it by listing).
+//!    Under an Idempotency-Key the retry sends the same id again, so such a
+//!    transaction is still decided and stored once.
 //!
 //! If marking fails after delivery, the answer is still 202: the broker has
 //! the transaction, and it becomes visible once the processor stores it.
 
-use time::OffsetDateTime;
 use transaction_model::{AccountId, TransactionId, TransactionMessage};
-use transaction_store::{truncate_to_micros, AcceptedTransaction};
+use transaction_store::AcceptedTransaction;
 
 use crate::error::ApiError;
 use crate::new_transaction::NewTransaction;
 use crate::state::AppState;
+use crate::transaction_ids::{KeyedAttempt, TransactionIds};
 use crate::transaction_resource::TransactionResource;
 
 /// How long a client should wait before retrying after a broker failure.
@@ -27,19 +29,24 @@ const BROKER_RETRY_AFTER_SECS: u64 = 2;
 
 /// Per input, in order: the pending resource, or why it was not accepted.
 /// Fails as a whole only when nothing could be attempted (database down).
+/// Under an Idempotency-Key (`attempt`), ids and time come from the key, so
+/// a retry re-sends the same transactions (see `transaction_ids`).
 pub async fn accept(
     state: &AppState,
     account: &AccountId,
     items: Vec<NewTransaction>,
     request_id: &str,
+    attempt: Option<&KeyedAttempt>,
 ) -> Result<Vec<Result<TransactionResource, ApiError>>, ApiError> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let created_at = truncate_to_micros(OffsetDateTime::now_utc());
+    let ids = TransactionIds::new(account, attempt);
+    let created_at = ids.created_at();
     let accepted: Vec<AcceptedTransaction> = items
         .iter()
-        .map(|t| AcceptedTransaction { id: new_id(), account_id: account.clone(), amount: t.amount, created_at })
+        .enumerate()
+        .map(|(i, t)| AcceptedTransaction { id: ids.id(i), account_id: account.clone(), amount: t.amount, created_at })
         .collect();
     state.store.accepted.record_intents(&accepted).await?;
 
@@ -85,11 +92,4 @@ pub async fn accept(
             Err(_) => Err(ApiError::BrokerUnavailable { retry_after_secs: BROKER_RETRY_AFTER_SECS }),
         })
         .collect())
-}
-
-/// UUID v7: time-ordered, so ids sort roughly by creation.
-fn new_id() -> TransactionId {
-    let id = uuid::Uuid::now_v7().to_string();
-    // A hyphenated UUID is 36 printable characters: always a valid id.
-    TransactionId::try_from(id).unwrap_or_else(|_| unreachable!("a UUID is a valid transaction id"))
 }

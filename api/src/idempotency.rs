@@ -14,6 +14,7 @@ use transaction_store::{IdempotencyBegin, IdempotencyTimes, StoredResponse};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::transaction_ids::KeyedAttempt;
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -51,12 +52,15 @@ impl IdempotencyKey {
 pub struct JsonResponse {
     pub status: StatusCode,
     pub body: String,
+    /// Not stored for replay: part of the work failed in a way a retry may
+    /// fix (a batch item the broker did not acknowledge).
+    pub retryable: bool,
 }
 
 impl JsonResponse {
     pub fn new<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Self, ApiError> {
         let body = serde_json::to_string(value).map_err(|_| ApiError::Internal)?;
-        Ok(JsonResponse { status, body })
+        Ok(JsonResponse { status, body, retryable: false })
     }
 }
 
@@ -68,7 +72,8 @@ impl IntoResponse for JsonResponse {
 
 /// Runs `work` at most once per (merchant, key, body). Only successful
 /// answers are stored: an error (broker or database down) releases the key
-/// so that the client's retry runs again.
+/// so that the client's retry runs again, with the same [`KeyedAttempt`]
+/// and so the same transaction ids.
 pub async fn run_idempotent<F, Fut>(
     state: &AppState,
     account: &AccountId,
@@ -77,15 +82,15 @@ pub async fn run_idempotent<F, Fut>(
     work: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Option<KeyedAttempt>) -> Fut,
     Fut: Future<Output = Result<JsonResponse, ApiError>>,
 {
     let Some(IdempotencyKey(key)) = key else {
-        return work().await.map(IntoResponse::into_response);
+        return work(None).await.map(IntoResponse::into_response);
     };
     let times = IdempotencyTimes { now: OffsetDateTime::now_utc(), ttl: TTL, in_flight_timeout: IN_FLIGHT_TIMEOUT };
-    match state.store.idempotency.begin_idempotent(account, &key, &fingerprint, times).await? {
-        IdempotencyBegin::Started => {}
+    let since = match state.store.idempotency.begin_idempotent(account, &key, &fingerprint, times).await? {
+        IdempotencyBegin::Started { since } => since,
         IdempotencyBegin::InFlight => {
             return Err(ApiError::Conflict {
                 code: "idempotency_key_in_flight",
@@ -96,12 +101,18 @@ where
         IdempotencyBegin::Completed(stored) => {
             state.metrics.idempotent_replays.inc();
             let status = StatusCode::from_u16(stored.status).map_err(|_| ApiError::Internal)?;
-            let mut response = JsonResponse { status, body: stored.body }.into_response();
+            let mut response = JsonResponse { status, body: stored.body, retryable: false }.into_response();
             response.headers_mut().insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
             return Ok(response);
         }
-    }
-    match work().await {
+    };
+    match work(Some(KeyedAttempt { key: key.clone(), since })).await {
+        Ok(answer) if answer.retryable => {
+            if let Err(release) = state.store.idempotency.release_idempotent(account, &key).await {
+                tracing::warn!(error = %release, "could not release the idempotency key");
+            }
+            Ok(answer.into_response())
+        }
         Ok(answer) => {
             let stored = StoredResponse { status: answer.status.as_u16(), body: answer.body.clone() };
             if let Err(e) =

@@ -27,6 +27,7 @@ pub mod routes;
 pub mod secret;
 pub mod startup;
 pub mod state;
+pub mod transaction_ids;
 pub mod transaction_resource;
 pub mod transaction_routes;
 

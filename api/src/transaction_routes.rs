@@ -37,8 +37,9 @@ pub async fn post_transaction(
     let print = fingerprint(&state.hasher, BodyKind::Single, &[Item::Valid(&new)]);
     let account = merchant.account_id;
     run_to_completion(async move {
-        run_idempotent(&state, &account, key, print, || async {
-            let mut results = accept(&state, &account, vec![new], &request_id.0).await?;
+        let (state, account) = (&state, &account);
+        run_idempotent(state, account, key, print, |attempt| async move {
+            let mut results = accept(state, account, vec![new], &request_id.0, attempt.as_ref()).await?;
             let resource = results.pop().ok_or(ApiError::Internal)??;
             JsonResponse::new(StatusCode::ACCEPTED, &resource)
         })
@@ -146,7 +147,7 @@ pub async fn post_batch(
     let account = merchant.account_id;
     run_to_completion(async move {
         let (state, account) = (&state, &account);
-        run_idempotent(state, account, key, print, || async move {
+        run_idempotent(state, account, key, print, |attempt| async move {
             let mut to_send = Vec::with_capacity(valid);
             let mut slots: Vec<Result<(), ApiError>> = Vec::with_capacity(count);
             for p in parsed {
@@ -158,7 +159,7 @@ pub async fn post_batch(
                     Err(e) => slots.push(Err(e)),
                 }
             }
-            let mut outcomes = accept(state, account, to_send, &request_id.0).await?.into_iter();
+            let mut outcomes = accept(state, account, to_send, &request_id.0, attempt.as_ref()).await?.into_iter();
             let mut results = Vec::with_capacity(count);
             let (mut accepted, mut broker_failures) = (0, 0);
             for (index, slot) in slots.into_iter().enumerate() {
@@ -180,7 +181,13 @@ pub async fn post_batch(
             if accepted == 0 && broker_failures > 0 {
                 return Err(ApiError::BrokerUnavailable { retry_after_secs: 2 });
             }
-            JsonResponse::new(StatusCode::OK, &BatchResponse { accepted, failed: count - accepted, results })
+            let mut answer =
+                JsonResponse::new(StatusCode::OK, &BatchResponse { accepted, failed: count - accepted, results })?;
+            // Under a key, a retry re-sends the whole batch with the same ids
+            // (the delivered ones are decided once by id), so the items the
+            // broker missed can be retried too.
+            answer.retryable = broker_failures > 0;
+            Ok(answer)
         })
         .await
     })

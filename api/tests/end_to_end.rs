@@ -3,23 +3,8 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use processor::Config as ProcessorConfig;
 use serde_json::{json, Value};
 use support::*;
-use tokio_util::sync::CancellationToken;
-
-async fn wait_decided(app: &TestApp, m: &Merchant, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t: Value = app.get(m, &format!("/v1/transactions/{id}")).await.json().await.unwrap();
-        if t["status"] != "pending" || Instant::now() > deadline {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_merchant_sees_the_processors_decision_on_sqlite() {
@@ -37,24 +22,7 @@ async fn the_merchant_sees_the_processors_decision_on_mariadb() {
 }
 
 async fn sees_the_decision(config: api::Config, dir: Option<tempfile::TempDir>) {
-    let results = unique("res");
-    let dlq = unique("dlq");
-    create_topics(&[&results, &dlq], 1).await;
-    let processor_config = ProcessorConfig {
-        kafka_brokers: brokers(),
-        database_url: config.database_url.clone(),
-        transactions_topic: config.transactions_topic.clone(),
-        results_topic: results,
-        dlq_topic: dlq,
-        consumer_group: unique("group"),
-        batch_size: 500,
-        batch_wait_ms: 20,
-        session_timeout_ms: 6000,
-        resume_rewind_messages: 10_000,
-        kafka_options: Vec::new(),
-        card_hash_key: Some("integration-test-card-key".into()),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-    };
+    let (database_url, topic) = (config.database_url.clone(), config.transactions_topic.clone());
     let app = spawn_with(config, dir).await;
     let m = app.merchant("merchant-1").await;
 
@@ -74,10 +42,7 @@ async fn sees_the_decision(config: api::Config, dir: Option<tempfile::TempDir>) 
     let luhn_id = batch["results"][0]["transaction"]["id"].as_str().unwrap().to_owned();
     let limit_id = batch["results"][1]["transaction"]["id"].as_str().unwrap().to_owned();
 
-    let shutdown = CancellationToken::new();
-    let processor = processor::Application::build(processor_config, &shutdown).await.expect("processor builds");
-    let token = shutdown.clone();
-    let handle = tokio::spawn(async move { processor.run_until_stopped(token).await.expect("processor runs") });
+    let processor = spawn_processor(&brokers(), &database_url, &topic).await;
 
     let t = wait_decided(&app, &m, &approved_id).await;
     assert_eq!(t["status"], "approved", "{t}");
@@ -100,7 +65,6 @@ async fn sees_the_decision(config: api::Config, dir: Option<tempfile::TempDir>) 
     assert_eq!(statuses.len(), 3);
     assert!(statuses.iter().all(|s| *s != "pending"), "{statuses:?}");
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap();
+    processor.stop().await;
     app.stop().await;
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, MySqlConnection};
 use support::*;
+use testkit::PrivateBroker;
 use transaction_store::mysql;
 
 async fn admin() -> MySqlConnection {
@@ -104,53 +105,6 @@ async fn database_outage_is_retried_and_loses_nothing() {
         root.execute(format!("DROP USER '{user}'@'{host}'").as_str()).await.unwrap();
     }
     mysql::drop_scratch_database(&url).await.unwrap();
-}
-
-/// A broker of this test's own (tansu, SQLite storage so that it keeps its
-/// data across the restart), killed while batches are in flight.
-struct PrivateBroker {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl PrivateBroker {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut broker = PrivateBroker { dir: tempfile::tempdir().unwrap(), port, child: None };
-        broker.restart().await;
-        broker
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
-        let child = tokio::process::Command::new(tansu)
-            .current_dir(self.dir.path())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("tansu is installed (scripts/broker start installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(self.address()).await.is_err() {
-            assert!(Instant::now() < deadline, "private broker did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

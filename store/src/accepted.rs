@@ -48,6 +48,8 @@ pub struct ListCursor {
 /// merchant was not told about shows up as pending forever.
 #[async_trait]
 pub trait AcceptedRepository: Send + Sync + 'static {
+    /// An id already recorded is left as it is (a retry of the same
+    /// transaction under an Idempotency-Key).
     async fn record_intents(&self, batch: &[AcceptedTransaction]) -> Result<(), StoreError>;
 
     async fn mark_delivered(&self, ids: &[TransactionId]) -> Result<(), StoreError>;

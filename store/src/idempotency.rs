@@ -19,7 +19,11 @@ pub struct StoredResponse {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotencyBegin {
     /// The key is now held by the caller, who must complete or release it.
-    Started,
+    /// `since` is when the key was first used (microseconds), the same for
+    /// every attempt under the key until it expires: the caller derives the
+    /// transactions' ids and times from it, so a retry after an unclear
+    /// failure re-sends the same transactions instead of new ones.
+    Started { since: OffsetDateTime },
     /// Another request with this key is running.
     InFlight,
     /// The key was used with a different body.
@@ -56,13 +60,20 @@ pub trait IdempotencyRepository: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Forgets an in-flight key, so the request may be retried (after a
-    /// failure that must not be replayed, such as a broker outage).
+    /// Ends an attempt without a stored response (a failure that must not be
+    /// replayed, such as a broker outage), so the request may be retried.
+    /// The record stays: a retry with the same body takes it over and keeps
+    /// `since`; a different body is a mismatch until the key expires,
+    /// because the broker may hold the first body's transactions.
     async fn release_idempotent(&self, account: &AccountId, key: &str) -> Result<(), StoreError>;
 
     /// Deletes records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
+
+/// `updated_at` of a released record: older than any in-flight timeout, so
+/// the next attempt takes it over at once.
+pub(crate) const RELEASED_AT: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
 
 pub(crate) fn cutoff(now: OffsetDateTime, age: Duration) -> OffsetDateTime {
     now - time::Duration::try_from(age).unwrap_or(time::Duration::MAX)

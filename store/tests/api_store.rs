@@ -8,8 +8,8 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, ProcessedTransaction, Status, TransactionId};
 use transaction_store::{
-    mysql, open_api_store, AcceptedTransaction, ApiStore, IdempotencyBegin, IdempotencyTimes, ListCursor,
-    StoredResponse,
+    mysql, open_api_store, truncate_to_micros, AcceptedTransaction, ApiStore, IdempotencyBegin, IdempotencyTimes,
+    ListCursor, StoredResponse,
 };
 
 fn acc(id: &str) -> AccountId {
@@ -103,26 +103,33 @@ async fn accepted_contract(store: &ApiStore) {
     let cutoff = rows[0].created_at + time::Duration::seconds(9);
     assert_eq!(repo.purge_undelivered(cutoff).await.unwrap(), 1);
     assert_eq!(repo.purge_undelivered(cutoff).await.unwrap(), 0);
-    // The id is free again, so the row is gone; "f" is still there.
-    repo.record_intents(&[accepted("e", "m1", 5)]).await.unwrap();
-    assert!(repo.record_intents(&[accepted("f", "m1", 20)]).await.is_err(), "f was kept");
+    // Marked now, "f" shows (it was kept) and "e" does not (no row left).
+    repo.mark_delivered(&[accepted("e", "m1", 5).id, accepted("f", "m1", 20).id]).await.unwrap();
     let listed: Vec<String> =
         repo.list_accepted(&m1, 10, None).await.unwrap().iter().map(|v| v.accepted.id.to_string()).collect();
-    assert_eq!(listed, ["d", "c", "b", "a"], "purging never touches what merchants see");
+    assert_eq!(listed, ["f", "d", "c", "b", "a"], "purging never touches what merchants see");
+
+    // Recording an id again (a retry under an Idempotency-Key) keeps the
+    // first record.
+    let again = AcceptedTransaction { amount: Amount::from_cents(1), ..accepted("a", "m1", 30) };
+    repo.record_intents(&[again]).await.unwrap();
+    assert_eq!(repo.find_accepted(&m1, &rows[0].id).await.unwrap().unwrap().accepted, rows[0]);
 }
 
 async fn idempotency_contract(store: &ApiStore) {
     let repo = &store.idempotency;
     let (m1, m2) = (acc("m1"), acc("m2"));
     let t0 = OffsetDateTime::now_utc();
+    let started = |at| IdempotencyBegin::Started { since: truncate_to_micros(at) };
     let times =
         |now| IdempotencyTimes { now, ttl: Duration::from_secs(24 * 3600), in_flight_timeout: Duration::from_secs(60) };
-    let fp = "f".repeat(64);
-    assert_eq!(repo.begin_idempotent(&m1, "k1", &fp, times(t0)).await.unwrap(), IdempotencyBegin::Started);
+    let seconds = time::Duration::seconds;
+    let (fp, other) = ("f".repeat(64), "e".repeat(64));
+    assert_eq!(repo.begin_idempotent(&m1, "k1", &fp, times(t0)).await.unwrap(), started(t0));
     assert_eq!(repo.begin_idempotent(&m1, "k1", &fp, times(t0)).await.unwrap(), IdempotencyBegin::InFlight);
-    assert_eq!(repo.begin_idempotent(&m1, "k1", &"e".repeat(64), times(t0)).await.unwrap(), IdempotencyBegin::Mismatch);
+    assert_eq!(repo.begin_idempotent(&m1, "k1", &other, times(t0)).await.unwrap(), IdempotencyBegin::Mismatch);
     // Scoped per merchant.
-    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(t0)).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(t0)).await.unwrap(), started(t0));
 
     let response = StoredResponse { status: 202, body: r#"{"id":"x"}"#.into() };
     repo.complete_idempotent(&m1, "k1", &response, t0).await.unwrap();
@@ -133,20 +140,28 @@ async fn idempotency_contract(store: &ApiStore) {
     // Release does not forget a completed key.
     repo.release_idempotent(&m1, "k1").await.unwrap();
     assert_eq!(repo.begin_idempotent(&m1, "k1", &fp, times(t0)).await.unwrap(), IdempotencyBegin::Completed(response));
-    // Released in-flight keys may be retried.
+
+    // A released key is retried at once with the same body, and keeps its
+    // first `since` (the retry re-sends the same transactions); another
+    // body is refused, since the first one may have reached the broker.
     repo.release_idempotent(&m2, "k1").await.unwrap();
-    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(t0)).await.unwrap(), IdempotencyBegin::Started);
-    // A stuck in-flight key is taken over after the in-flight timeout.
-    let later = t0 + time::Duration::seconds(61);
-    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(later)).await.unwrap(), IdempotencyBegin::Started);
-    // Completed keys expire after the TTL.
-    let next_day = t0 + time::Duration::hours(24) + time::Duration::seconds(1);
+    let retry = t0 + seconds(5);
+    assert_eq!(repo.begin_idempotent(&m2, "k1", &other, times(retry)).await.unwrap(), IdempotencyBegin::Mismatch);
+    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(retry)).await.unwrap(), started(t0));
+    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(retry)).await.unwrap(), IdempotencyBegin::InFlight);
+    // A stuck in-flight key (a crashed request) is taken over after the
+    // in-flight timeout, still with its first `since`.
     assert_eq!(
-        repo.begin_idempotent(&m1, "k1", &"d".repeat(64), times(next_day)).await.unwrap(),
-        IdempotencyBegin::Started
+        repo.begin_idempotent(&m2, "k1", &fp, times(retry + seconds(30))).await.unwrap(),
+        IdempotencyBegin::InFlight
     );
-    // Purge removes records created before the cutoff.
-    assert_eq!(repo.purge_idempotency(later + time::Duration::seconds(1)).await.unwrap(), 1);
+    let later = retry + seconds(61);
+    assert_eq!(repo.begin_idempotent(&m2, "k1", &fp, times(later)).await.unwrap(), started(t0));
+    // Keys expire after the TTL: a new use starts afresh.
+    let next_day = t0 + time::Duration::hours(24) + seconds(1);
+    assert_eq!(repo.begin_idempotent(&m1, "k1", &"d".repeat(64), times(next_day)).await.unwrap(), started(next_day));
+    // Purge removes records created before the cutoff (m2's, from t0).
+    assert_eq!(repo.purge_idempotency(later + seconds(1)).await.unwrap(), 1);
 }
 
 #[tokio::test]

@@ -5,6 +5,12 @@
 //!
 //! Test code: it panics with a message instead of returning errors.
 
+mod flaky_link;
+mod private_broker;
+
+pub use flaky_link::FlakyLink;
+pub use private_broker::{free_port, PrivateBroker};
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! the API on port 0, accounts, and reading back what was produced.
 #![allow(dead_code, unused_imports)] // each test binary uses a part
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::account_admin::AccountAdmin;
 use api::startup::secret_hasher;
@@ -160,4 +160,46 @@ pub async fn consume(topic: &str, n: usize, limit: Duration) -> Vec<OwnedMessage
 
 pub fn payload(m: &OwnedMessage) -> Value {
     serde_json::from_slice(m.payload().expect("payload")).expect("JSON payload")
+}
+
+/// The processor (library) deciding what the API produced to `transactions`
+/// at `brokers`, storing into `database_url`; its results and dead-letter
+/// topics are created here.
+pub async fn spawn_processor(brokers: &str, database_url: &str, transactions: &str) -> Running {
+    let (results, dlq) = (unique("res"), unique("dlq"));
+    testkit::create_topics_at(brokers, &[(&results, 1), (&dlq, 1)]).await;
+    let config = processor::Config {
+        kafka_brokers: brokers.to_owned(),
+        database_url: database_url.to_owned(),
+        transactions_topic: transactions.to_owned(),
+        results_topic: results,
+        dlq_topic: dlq,
+        consumer_group: unique("group"),
+        batch_size: 500,
+        batch_wait_ms: 20,
+        session_timeout_ms: 6000,
+        resume_rewind_messages: 10_000,
+        kafka_options: Vec::new(),
+        card_hash_key: Some("integration-test-card-key".into()),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+    };
+    let shutdown = CancellationToken::new();
+    let app = processor::Application::build(config, &shutdown).await.expect("processor builds");
+    let port = app.http_port();
+    let token = shutdown.clone();
+    Running::spawn(shutdown, port, async move {
+        app.run_until_stopped(token).await.expect("processor runs");
+    })
+}
+
+/// Polls GET until the transaction is no longer pending (60 s at most).
+pub async fn wait_decided(app: &TestApp, m: &Merchant, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t: Value = app.get(m, &format!("/v1/transactions/{id}")).await.json().await.unwrap();
+        if t["status"] != "pending" || Instant::now() > deadline {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -65,6 +65,8 @@ impl AcceptedRepository for MySqlRepository {
                     .push_bind(to_utc_primitive(a.created_at))
                     .push_bind(0i8);
             });
+            // A retry under an Idempotency-Key records the same ids again.
+            query.push(" ON DUPLICATE KEY UPDATE id = id");
             query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -59,8 +59,9 @@ impl AcceptedRepository for SqliteRepository {
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
+                    // A retry under an Idempotency-Key records the same ids again.
                     "INSERT INTO accepted_transactions (id, account_id, amount_cents, created_at, delivered) \
-                     VALUES (?1, ?2, ?3, ?4, 0)",
+                     VALUES (?1, ?2, ?3, ?4, 0) ON CONFLICT (id) DO NOTHING",
                 )?;
                 for a in &batch {
                     insert.execute(params![

@@ -1,0 +1,110 @@
+//! A TCP link between clients and a broker that can lose the broker's
+//! answers while still delivering the clients' requests: the broker stores
+//! a produced message but the producer never hears so. This is the unclear
+//! failure (a delivery report that does not come in time) that a retry must
+//! not turn into a second transaction.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+pub struct FlakyLink {
+    port: u16,
+    lose_answers: Arc<AtomicBool>,
+    /// Cancelled to cut every open connection; replaced by a fresh one.
+    connections: Arc<Mutex<CancellationToken>>,
+    stop: CancellationToken,
+}
+
+impl FlakyLink {
+    /// Listens on `port`, forwarding to `upstream`.
+    pub async fn start(port: u16, upstream: String) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("link port free");
+        let link = FlakyLink {
+            port,
+            lose_answers: Arc::new(AtomicBool::new(false)),
+            connections: Arc::new(Mutex::new(CancellationToken::new())),
+            stop: CancellationToken::new(),
+        };
+        let (lose, connections, stop) = (link.lose_answers.clone(), link.connections.clone(), link.stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let client = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => continue,
+                    },
+                };
+                let Ok(broker) = TcpStream::connect(&upstream).await else { continue };
+                let cut = connections.lock().unwrap().clone();
+                tokio::spawn(forward(client, broker, lose.clone(), cut));
+            }
+        });
+        link
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// From now on the broker's answers are dropped; requests still pass.
+    pub fn lose_answers(&self) {
+        self.lose_answers.store(true, Ordering::SeqCst);
+    }
+
+    /// Cuts every open connection (their request/answer streams are out of
+    /// step now) and forwards both ways again on new ones.
+    pub fn heal(&self) {
+        let mut current = self.connections.lock().unwrap();
+        current.cancel();
+        *current = CancellationToken::new();
+        self.lose_answers.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FlakyLink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.connections.lock().unwrap().cancel();
+    }
+}
+
+async fn forward(client: TcpStream, broker: TcpStream, lose: Arc<AtomicBool>, cut: CancellationToken) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut broker_read, mut broker_write) = broker.into_split();
+    let requests = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if broker_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let answers = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match broker_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if !lose.load(Ordering::SeqCst) && client_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = cut.cancelled() => {}
+        _ = requests => {}
+        _ = answers => {}
+    }
+}
