@@ -8,7 +8,13 @@
 #   api/tests/contract.sh                  (needs the broker: scripts/broker start)
 #
 # Env: KAFKA_BROKERS (127.0.0.1:9092), CONTRACT_MAX_EXAMPLES (50),
-#      SCHEMATHESIS_VENV (target/contract-venv; created on first use).
+#      SCHEMATHESIS_VENV (target/contract-venv; created on first use),
+#      CONTRACT_SEED (fixed by default; `random` explores new cases).
+#
+# CI runs a pinned schemathesis with a fixed seed: a random seed once hit a
+# known class of schemathesis false positive (a "negative" query whose extra
+# parameter serialises to nothing, so the request it reports is valid; see
+# schemathesis PRs #4087/#4762), and CI must not fail at random.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -16,14 +22,18 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 brokers=${KAFKA_BROKERS:-127.0.0.1:9092}
 max_examples=${CONTRACT_MAX_EXAMPLES:-50}
 venv=${SCHEMATHESIS_VENV:-$CARGO_TARGET_DIR/contract-venv}
+schemathesis_version=4.32.5
+seed=${CONTRACT_SEED:-214237583925275594113451341141582469140}
 
 cargo build -q -p api --bin api
 api="$CARGO_TARGET_DIR/debug/api"
 
-if [ ! -x "$venv/bin/schemathesis" ]; then
+if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+')" != "$schemathesis_version" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q schemathesis
+  "$venv/bin/pip" install -q "schemathesis==$schemathesis_version"
 fi
+seed_args=()
+[ "$seed" = random ] || seed_args=(--seed "$seed")
 
 work=$(mktemp -d)
 server_pid=""
@@ -66,6 +76,7 @@ st() {
     --checks all \
     --max-examples "$max_examples" \
     --suppress-health-check all \
+    "${seed_args[@]}" \
     "$@")
 }
 
