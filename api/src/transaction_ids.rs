@@ -19,7 +19,7 @@ pub struct KeyedAttempt {
     pub since: OffsetDateTime,
 }
 
-/// Ids and `created_at` for the `count` transactions of one request.
+/// Ids and `created_at` for the transactions of one request.
 pub struct TransactionIds<'a> {
     account: &'a AccountId,
     attempt: Option<&'a KeyedAttempt>,
