@@ -78,6 +78,4 @@ async fn a_retry_after_a_lost_delivery_report_is_one_transaction() {
 
     processor.stop().await;
     app.stop().await;
-    drop(link);
-    drop(broker);
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -74,37 +75,28 @@ impl Drop for FlakyLink {
 }
 
 async fn forward(client: TcpStream, broker: TcpStream, lose: Arc<AtomicBool>, cut: CancellationToken) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut broker_read, mut broker_write) = broker.into_split();
-    let requests = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if broker_write.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    };
-    let answers = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match broker_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if !lose.load(Ordering::SeqCst) && client_write.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    };
+    let (client_read, client_write) = client.into_split();
+    let (broker_read, broker_write) = broker.into_split();
     tokio::select! {
         _ = cut.cancelled() => {}
-        _ = requests => {}
-        _ = answers => {}
+        _ = pump(client_read, broker_write, || false) => {}
+        _ = pump(broker_read, client_write, || lose.load(Ordering::SeqCst)) => {}
+    }
+}
+
+/// Copies `from` to `to` until either side closes, dropping what arrives
+/// while `dropping()` says so.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dropping: impl Fn() -> bool) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) if dropping() => continue,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
