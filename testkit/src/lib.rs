@@ -9,7 +9,7 @@ mod flaky_link;
 mod private_broker;
 
 pub use flaky_link::FlakyLink;
-pub use private_broker::{free_port, PrivateBroker};
+pub use private_broker::{durable_binary, free_port, PrivateBroker};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
