@@ -84,6 +84,8 @@ pub enum KeyringError {
     BadKey(String),
     #[error("key id {0} appears twice")]
     Duplicate(String),
+    #[error("keyring not readable: {0}")]
+    Unreadable(String),
 }
 
 #[derive(Clone)]

@@ -12,7 +12,9 @@
 mod envelope;
 mod field;
 mod keyring;
+mod shared;
 
 pub use envelope::{is_sealed, open, seal, Binding, OpenError};
 pub use field::Field;
 pub use keyring::{DataKey, KeyId, Keyring, KeyringError};
+pub use shared::{KeySource, SharedKeyring, DEVELOPMENT_KEYRING};

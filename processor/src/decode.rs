@@ -11,7 +11,7 @@ const MAX_REASON_LEN: usize = 200;
 pub struct DeadLetterReason(String);
 
 impl DeadLetterReason {
-    fn new(text: impl Into<String>) -> Self {
+    pub fn new(text: impl Into<String>) -> Self {
         let mut text = text.into();
         if text.len() > MAX_REASON_LEN {
             let mut cut = MAX_REASON_LEN;

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod rules;
 pub mod startup;
+pub mod unseal;
 
 pub use config::Config;
 pub use startup::{Application, StartupError};

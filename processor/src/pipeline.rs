@@ -27,6 +27,7 @@ use crate::decode::{decode, redact_for_dead_letter, DeadLetterReason};
 use crate::kafka::{Consumer, ResumeFloors};
 use crate::metrics::{Metrics, NO_REASON, STAGE_DB_WRITE, STAGE_DECIDE, STAGE_PRODUCE};
 use crate::rules;
+use crate::unseal::CardReader;
 
 pub const DLQ_REASON_HEADER: &str = "dlq_reason";
 
@@ -43,6 +44,7 @@ pub struct Pipeline {
     pub(crate) producer: FutureProducer,
     pub(crate) repo: Arc<dyn TransactionRepository>,
     pub(crate) hasher: CardHasher,
+    pub(crate) cards: CardReader,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) topics: Topics,
     pub(crate) batch_size: usize,
@@ -190,15 +192,18 @@ impl Pipeline {
         let mut decisions = Vec::with_capacity(batch.len());
         let mut request_ids = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
+        let mut plaintext = 0;
         for (index, message) in batch.iter().enumerate() {
-            match decode(message.payload()) {
-                Ok((id, raw)) => {
-                    decisions.push(rules::evaluate(id, &raw, received_at, &self.hasher));
+            match decode(message.payload()).and_then(|(id, raw)| Ok((id, self.cards.read(&raw)?, raw))) {
+                Ok((id, opened, raw)) => {
+                    plaintext += u64::from(opened.plaintext);
+                    decisions.push(rules::evaluate(id, &opened.apply(&raw), received_at, &self.hasher));
                     request_ids.push(request_id(message));
                 }
                 Err(reason) => dead.push(DeadLetter { index, reason }),
             }
         }
+        self.metrics.plaintext_card_messages.inc_by(plaintext);
         self.observe(STAGE_DECIDE, started);
 
         let db_started = Instant::now();

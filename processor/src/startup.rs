@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use card_envelope::SharedKeyring;
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use crate::http::{self, HttpState};
 use crate::kafka;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Topics};
+use crate::unseal::CardReader;
 
 /// Used only when no CARD_HASH_KEY is configured, with a warning: hashes
 /// made with it are not secret.
@@ -54,6 +56,11 @@ impl Application {
                 CardHasher::new(DEVELOPMENT_CARD_HASH_KEY)?
             }
         };
+        let keyring = SharedKeyring::for_service(
+            config.card_encryption_keys.as_deref(),
+            config.card_encryption_keys_file.as_deref(),
+        )
+        .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
         let metrics = Arc::new(Metrics::new());
         let repo = open_repository(&config.database_url, shutdown).await?;
         let floors = kafka::ResumeFloors::default();
@@ -72,6 +79,7 @@ impl Application {
             producer,
             repo,
             hasher,
+            cards: CardReader::new(keyring, config.allow_plaintext_cards),
             metrics: Arc::clone(&metrics),
             topics: Topics {
                 transactions: config.transactions_topic.clone(),

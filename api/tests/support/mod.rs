@@ -181,6 +181,9 @@ pub async fn spawn_processor(brokers: &str, database_url: &str, transactions: &s
         resume_rewind_messages: 10_000,
         kafka_options: Vec::new(),
         card_hash_key: Some("integration-test-card-key".into()),
+        card_encryption_keys: None,
+        card_encryption_keys_file: None,
+        allow_plaintext_cards: true,
         http_addr: "127.0.0.1:0".parse().unwrap(),
     };
     let shutdown = CancellationToken::new();
