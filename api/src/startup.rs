@@ -14,6 +14,7 @@ use transaction_store::{ApiStore, StoreError};
 use crate::auth_failures::FailedAuthLimiter;
 use crate::coalesced_writes::CoalescingAccepted;
 use crate::config::Config;
+use crate::fingerprint::FINGERPRINT_PURPOSE;
 use crate::housekeeping;
 use crate::metrics::Metrics;
 use crate::operator::OperatorToken;
@@ -82,6 +83,7 @@ impl Application {
         let publisher = Publisher::new(&config, keyring)?;
         let state = AppState {
             store,
+            fingerprints: hasher.derive(FINGERPRINT_PURPOSE),
             hasher,
             publisher,
             metrics: Arc::new(Metrics::new()),
