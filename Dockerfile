@@ -4,7 +4,7 @@
 #   docker build --target api       -t gateway-api .
 #   docker build --target dashboard -t gateway-dashboard .
 # The builder stage is shared, so the second and third builds reuse it.
-# Runtime: debian:bookworm-slim (the binaries link glibc and zlib), user
+# Runtime: debian:bookworm-slim (the binaries link glibc, zlib and OpenSSL), user
 # 10001, no shell needed by the services; curl is there for healthchecks.
 
 ARG RUST_VERSION=1.95
@@ -30,7 +30,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates curl zlib1g libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --no-create-home --shell /usr/sbin/nologin gateway

@@ -21,7 +21,8 @@ async fn rotating_the_card_key_while_transactions_flow_loses_nothing() {
     let (database_url, topic) = (config.database_url.clone(), config.transactions_topic.clone());
     let app = spawn_with(config, Some(dir)).await;
     let m = app.merchant("merchant-1").await;
-    let processor = spawn_processor_with_keys(&brokers(), &database_url, &topic, Some(format!("{k1};{k2}"))).await;
+    let extras = ProcessorExtras { card_keys: Some(format!("{k1};{k2}")), ..Default::default() };
+    let processor = spawn_processor_with(&brokers(), &database_url, &topic, extras).await;
 
     // Transactions flow; after 20 the key file is rotated (k2 first, k1
     // kept); they go on past the 10 s reload interval.

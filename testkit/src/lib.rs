@@ -7,9 +7,11 @@
 
 mod flaky_link;
 mod private_broker;
+mod tls;
 
 pub use flaky_link::FlakyLink;
 pub use private_broker::{durable_binary, free_port, PrivateBroker};
+pub use tls::{PrivateMariaDb, TestCa, TlsTerminator};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -45,8 +47,17 @@ pub async fn create_topics(topics: &[(&str, i32)]) {
 }
 
 pub async fn create_topics_at(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    create_topics_with(brokers, &[], topics).await
+}
+
+/// The same through a client with extra properties (TLS, for one).
+pub async fn create_topics_with(brokers: &str, options: &[(String, String)], topics: &[(&str, i32)]) {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (k, v) in options {
+        config.set(k, v);
+    }
+    let admin: AdminClient<DefaultClientContext> = config.create().expect("admin client");
     let new: Vec<_> = topics.iter().map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1))).collect();
     for result in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
         result.expect("topic created");

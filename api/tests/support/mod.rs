@@ -166,18 +166,26 @@ pub fn payload(m: &OwnedMessage) -> Value {
 /// at `brokers`, storing into `database_url`; its results and dead-letter
 /// topics are created here.
 pub async fn spawn_processor(brokers: &str, database_url: &str, transactions: &str) -> Running {
-    spawn_processor_with_keys(brokers, database_url, transactions, None).await
+    spawn_processor_with(brokers, database_url, transactions, ProcessorExtras::default()).await
 }
 
-/// The same with a card keyring of its own (`None`: the development one).
-pub async fn spawn_processor_with_keys(
+/// What some tests give the processor besides the usual.
+#[derive(Default)]
+pub struct ProcessorExtras {
+    /// A card keyring of its own (`None`: the development one).
+    pub card_keys: Option<String>,
+    /// librdkafka properties (`key=value`), for the topics' admin client too.
+    pub kafka_options: Vec<String>,
+}
+
+pub async fn spawn_processor_with(
     brokers: &str,
     database_url: &str,
     transactions: &str,
-    card_keys: Option<String>,
+    extras: ProcessorExtras,
 ) -> Running {
     let (results, dlq) = (unique("res"), unique("dlq"));
-    testkit::create_topics_at(brokers, &[(&results, 1), (&dlq, 1)]).await;
+    testkit::create_topics_with(brokers, &option_pairs(&extras.kafka_options), &[(&results, 1), (&dlq, 1)]).await;
     let config = processor::Config {
         kafka_brokers: brokers.to_owned(),
         database_url: database_url.to_owned(),
@@ -189,9 +197,9 @@ pub async fn spawn_processor_with_keys(
         batch_wait_ms: 20,
         session_timeout_ms: 6000,
         resume_rewind_messages: 10_000,
-        kafka_options: Vec::new(),
+        kafka_options: extras.kafka_options,
         card_hash_key: Some("integration-test-card-key".into()),
-        card_encryption_keys: card_keys,
+        card_encryption_keys: extras.card_keys,
         card_encryption_keys_file: None,
         allow_plaintext_cards: true,
         http_addr: "127.0.0.1:0".parse().unwrap(),
@@ -215,4 +223,9 @@ pub async fn wait_decided(app: &TestApp, m: &Merchant, id: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `key=value` strings as pairs.
+pub fn option_pairs(options: &[String]) -> Vec<(String, String)> {
+    options.iter().filter_map(|o| o.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
