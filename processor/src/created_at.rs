@@ -27,7 +27,8 @@ pub const MAX_AHEAD: Duration = Duration::minutes(5);
 /// the window around `received_at`, else `received_at`; in UTC, truncated
 /// to microseconds.
 pub fn decision_time(claimed: Option<&str>, received_at: OffsetDateTime) -> OffsetDateTime {
-    let claimed = claimed.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()).filter(|t| within_window(*t, received_at));
+    let claimed =
+        claimed.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()).filter(|t| within_window(*t, received_at));
     truncate_to_micros(claimed.unwrap_or(received_at))
 }
 

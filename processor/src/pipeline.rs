@@ -285,7 +285,12 @@ impl<'c> Run<'c> {
             let read_in = batch.generations.get(&(topic.to_owned(), partition)).copied().flatten();
             let owned_now = self.p.ownership.generation(topic, partition);
             if read_in.is_none() || read_in != owned_now {
-                tracing::info!(topic, partition, offset, "partition changed hands during the batch; offset left to its owner");
+                tracing::info!(
+                    topic,
+                    partition,
+                    offset,
+                    "partition changed hands during the batch; offset left to its owner"
+                );
                 continue;
             }
             if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {

@@ -23,9 +23,19 @@ use crate::stage_retry::backoff;
 
 /// One record to publish.
 enum Outgoing {
-    Result { key: String, payload: Vec<u8>, request_id: Option<String>, index: usize },
+    Result {
+        key: String,
+        payload: Vec<u8>,
+        request_id: Option<String>,
+        index: usize,
+    },
     /// `payload` and `key` are `None` in the headers-only form.
-    Dead { index: usize, reason: DeadLetterReason, key: Option<Vec<u8>>, payload: Option<Vec<u8>> },
+    Dead {
+        index: usize,
+        reason: DeadLetterReason,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+    },
 }
 
 impl<'c> Run<'c> {
@@ -43,7 +53,11 @@ impl<'c> Run<'c> {
                 }),
                 Err(e) => {
                     self.p.metrics.permanent_failures.with_label_values(&[STAGE_PRODUCE]).inc();
-                    pending.push(dead_letter(messages, d.index, DeadLetterReason::new(format!("result not serialisable: {e}"))));
+                    pending.push(dead_letter(
+                        messages,
+                        d.index,
+                        DeadLetterReason::new(format!("result not serialisable: {e}")),
+                    ));
                 }
             }
         }
@@ -78,7 +92,11 @@ impl<'c> Run<'c> {
                 match o {
                     Outgoing::Result { key, index, .. } => {
                         tracing::warn!(id = %key, error = %e, "the broker refuses the result; dead-lettered");
-                        again.push(dead_letter(messages, index, DeadLetterReason::new(format!("broker refused the result: {e}"))));
+                        again.push(dead_letter(
+                            messages,
+                            index,
+                            DeadLetterReason::new(format!("broker refused the result: {e}")),
+                        ));
                     }
                     Outgoing::Dead { index, reason, payload: Some(_), .. } => {
                         tracing::warn!(error = %e, "the broker refuses the dead letter; sending its headers only");
@@ -120,8 +138,8 @@ impl<'c> Run<'c> {
             Outgoing::Result { key, payload, request_id, .. } => {
                 let mut record = FutureRecord::to(&self.p.topics.results).key(key.as_str()).payload(payload.as_slice());
                 if let Some(rid) = request_id {
-                    record = record
-                        .headers(OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(rid) }));
+                    record =
+                        record.headers(OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(rid) }));
                 }
                 producer.send(record, queue_timeout).await
             }

@@ -51,8 +51,7 @@ impl<'c> Run<'c> {
                 continue;
             }
             let rows: Vec<_> = part.iter().map(|d| d.transaction.clone()).collect();
-            let outcome =
-                self.retry(STAGE_DB_WRITE, StoreError::kind, || self.p.repo.record_batch(rows.clone())).await;
+            let outcome = self.retry(STAGE_DB_WRITE, StoreError::kind, || self.p.repo.record_batch(rows.clone())).await;
             match outcome {
                 Ok(rows) => {
                     // The stored version of each row: the first decision of an id.

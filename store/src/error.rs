@@ -49,8 +49,16 @@ fn sqlite_kind(e: &rusqlite::Error) -> FailureKind {
     use rusqlite::ErrorCode::*;
     match e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
-            DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | DiskFull | OutOfMemory
-            | FileLockingProtocolFailed | ReadOnly | PermissionDenied | OperationInterrupted => FailureKind::Transient,
+            DatabaseBusy
+            | DatabaseLocked
+            | SystemIoFailure
+            | CannotOpen
+            | DiskFull
+            | OutOfMemory
+            | FileLockingProtocolFailed
+            | ReadOnly
+            | PermissionDenied
+            | OperationInterrupted => FailureKind::Transient,
             ConstraintViolation | TooBig | TypeMismatch | ParameterOutOfRange => FailureKind::Permanent,
             _ => FailureKind::Unknown,
         },
@@ -129,9 +137,6 @@ mod tests {
         let constraint = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(19), Some("refused".into()));
         assert_eq!(StoreError::Sqlite(constraint).kind(), FailureKind::Permanent);
         assert_eq!(StoreError::MySql(sqlx::Error::PoolTimedOut).kind(), FailureKind::Transient);
-        assert_eq!(
-            StoreError::Unstorable { id: "x".into(), reason: "y".into() }.kind(),
-            FailureKind::Permanent
-        );
+        assert_eq!(StoreError::Unstorable { id: "x".into(), reason: "y".into() }.kind(), FailureKind::Permanent);
     }
 }

@@ -41,7 +41,7 @@ pub fn config(topics: &Topics, database_url: &str) -> Config {
         batch_size: 500,
         batch_wait_ms: 20,
         session_timeout_ms: 6000,
-        resume_rewind_messages: 10_000,
+        resume_rewind_messages: 0,
         kafka_options: Vec::new(),
         card_hash_key: Some("integration-test-card-key".into()),
         http_addr: "127.0.0.1:0".parse().unwrap(),
