@@ -2,6 +2,8 @@
 //! transactions, collecting results, and running the processor.
 #![allow(dead_code, unused_imports)] // each test binary uses a part
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
