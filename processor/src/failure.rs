@@ -11,11 +11,10 @@ pub use transaction_store::FailureKind;
 pub fn delivery_kind(e: &KafkaError) -> FailureKind {
     use RDKafkaErrorCode::*;
     match e {
-        KafkaError::MessageProduction(code) => match code {
+        KafkaError::MessageProduction(
             MessageSizeTooLarge | InvalidMessage | InvalidMessageSize | MessageBatchTooLarge | InvalidRecord
-            | InvalidTimestamp | BadMessage | InvalidArgument | PolicyViolation => FailureKind::Permanent,
-            _ => FailureKind::Transient,
-        },
+            | InvalidTimestamp | BadMessage | InvalidArgument | PolicyViolation,
+        ) => FailureKind::Permanent,
         _ => FailureKind::Transient,
     }
 }

@@ -178,7 +178,6 @@ async fn restarted_processor_always_makes_progress_again() {
             stalls.push(restarts);
             eprintln!("restart #{restarts}: no progress in {PROGRESS_LIMIT:?} ({stored} stored)");
         }
-        stored = now;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1500))).await;
         child.start_kill().expect("SIGKILL");
         child.wait().await.unwrap();
