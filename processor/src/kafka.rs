@@ -147,6 +147,10 @@ impl ProcessorContext {
                 tracing::error!(error = %e, "could not pause newly assigned partitions");
                 self.ownership.fail(format!("could not pause newly assigned partitions: {e}"));
             }
+        } else if let Err(e) = consumer.resume(tpl) {
+            // A partition paused during an earlier assignment keeps
+            // librdkafka's pause flag; it must fetch again now.
+            tracing::warn!(error = %e, "could not resume newly assigned partitions");
         }
         self.post_rebalance(consumer, &Rebalance::Assign(tpl));
     }

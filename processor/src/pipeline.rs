@@ -13,6 +13,7 @@
 //! the dead-letter topic with the reason, and the rest of the batch goes on.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,22 @@ pub(crate) struct Run<'c> {
     /// polled then to keep the group membership); the next batch takes
     /// them first.
     pub(crate) stash: Mutex<VecDeque<BorrowedMessage<'c>>>,
+    /// Set while `next_batch` is polling: a retrying stage then leaves the
+    /// polling to it, so messages are never split between a batch and the
+    /// stash out of order.
+    pub(crate) filling: AtomicBool,
+    /// Last offset committed per partition and assignment generation: a
+    /// commit never goes below it.
+    committed: Mutex<HashMap<(PartitionKey, u64), i64>>,
+}
+
+/// Clears `Run::filling` when `next_batch` returns, however it returns.
+struct Filling<'a>(&'a AtomicBool);
+
+impl Drop for Filling<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// A consumed batch, with the assignment generation each of its partitions
@@ -123,7 +140,13 @@ impl Pipeline {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineError> {
         self.consumer.subscribe(&[&self.topics.transactions])?;
         tracing::info!(topic = %self.topics.transactions, "consuming");
-        let run = Run { p: &self, shutdown: &shutdown, stash: Mutex::new(VecDeque::new()) };
+        let run = Run {
+            p: &self,
+            shutdown: &shutdown,
+            stash: Mutex::new(VecDeque::new()),
+            filling: AtomicBool::new(false),
+            committed: Mutex::new(HashMap::new()),
+        };
         let outcome = run.run().await;
         drop(run);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
@@ -186,6 +209,8 @@ impl<'c> Run<'c> {
     /// `batch_wait` has passed. `None` when shutdown is asked for.
     async fn next_batch(&self) -> Option<Batch<'c>> {
         let consumer = &self.p.consumer;
+        self.filling.store(true, Ordering::SeqCst);
+        let _filling = Filling(&self.filling);
         let mut batch = Batch { messages: Vec::with_capacity(self.p.batch_size), generations: HashMap::new() };
         let stashed: Vec<_> = self.lock_stash().drain(..).collect();
         for m in stashed {
@@ -284,7 +309,7 @@ impl<'c> Run<'c> {
         for ((topic, partition), offset) in next {
             let read_in = batch.generations.get(&(topic.to_owned(), partition)).copied().flatten();
             let owned_now = self.p.ownership.generation(topic, partition);
-            if read_in.is_none() || read_in != owned_now {
+            let Some(generation) = read_in.filter(|g| owned_now == Some(*g)) else {
                 tracing::info!(
                     topic,
                     partition,
@@ -292,6 +317,14 @@ impl<'c> Run<'c> {
                     "partition changed hands during the batch; offset left to its owner"
                 );
                 continue;
+            };
+            {
+                let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+                let last = committed.entry(((topic.to_owned(), partition), generation)).or_insert(0);
+                if offset <= *last {
+                    continue;
+                }
+                *last = offset;
             }
             if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
                 tracing::warn!(error = %e, topic, partition, "bad offset");

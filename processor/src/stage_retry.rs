@@ -4,6 +4,7 @@
 //! handed back to the stage, which isolates the offending message.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer as _;
@@ -27,7 +28,8 @@ pub(crate) struct Paused<'r, 'c> {
 
 impl Drop for Paused<'_, '_> {
     fn drop(&mut self) {
-        if self.run.p.ownership.resume_requested() {
+        // Failing closed: what is paused stays paused until the process exits.
+        if self.run.p.ownership.resume_requested() && self.run.p.ownership.fatal().is_none() {
             let consumer = &self.run.p.consumer;
             match consumer.assignment() {
                 Ok(assigned) => {
@@ -108,24 +110,33 @@ impl<'c> Run<'c> {
     }
 
     /// Sleeps `wait` while polling the consumer (rebalances, membership);
-    /// a message received meanwhile is kept for the next batch.
+    /// a message received meanwhile is kept for the next batch. While the
+    /// next batch is being filled, that polls the consumer instead.
     pub(crate) async fn wait(&self, wait: Duration) -> Result<(), Interrupted> {
         let deadline = tokio::time::Instant::now() + wait;
-        loop {
+        while tokio::time::Instant::now() < deadline {
+            let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(100));
+            if self.filling.load(Ordering::SeqCst) {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Err(Interrupted),
+                    _ = tokio::time::sleep_until(tick) => {}
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Err(Interrupted),
-                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+                _ = tokio::time::sleep_until(tick) => {}
                 received = self.p.consumer.recv() => match received {
                     Ok(m) => self.lock_stash().push_back(m),
                     Err(e) => {
                         tracing::debug!(error = %e, "kafka consumer error while waiting to retry");
-                        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(100)))
-                            .await;
+                        tokio::time::sleep_until(tick).await;
                     }
                 },
             }
         }
+        Ok(())
     }
 }
 
