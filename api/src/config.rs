@@ -1,6 +1,7 @@
 //! `api serve` configuration. Every flag has an environment-variable equivalent.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -29,6 +30,18 @@ pub struct Config {
     /// logged.
     #[arg(long, env = "SECRET_HASH_KEY", hide_env_values = true)]
     pub secret_hash_key: Option<String>,
+
+    /// Keyring that seals card fields on the transactions topic:
+    /// `KEY_ID:BASE64_32_BYTES` entries separated by `;`, the first sealing
+    /// new messages. Without it (or the file) the PUBLIC development keyring
+    /// is used, with a warning.
+    #[arg(long, env = "CARD_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub card_encryption_keys: Option<String>,
+
+    /// The same keyring in a file (one entry a line), re-read every 10 s:
+    /// rotating keys needs no restart.
+    #[arg(long, env = "CARD_ENCRYPTION_KEYS_FILE")]
+    pub card_encryption_keys_file: Option<PathBuf>,
 
     /// Bearer token of the /v1/admin endpoints; without it they answer 403.
     #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
@@ -81,6 +94,8 @@ impl Config {
             transactions_topic: transactions_topic.into(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             secret_hash_key: None,
+            card_encryption_keys: None,
+            card_encryption_keys_file: None,
             operator_token: None,
             delivery_timeout_ms: 5000,
             max_body_bytes: 1024 * 1024,
@@ -101,6 +116,8 @@ impl std::fmt::Debug for Config {
             .field("transactions_topic", &self.transactions_topic)
             .field("http_addr", &self.http_addr)
             .field("secret_hash_key", &self.secret_hash_key.as_ref().map(|_| "<redacted>"))
+            .field("card_encryption_keys", &self.card_encryption_keys.as_ref().map(|_| "<redacted>"))
+            .field("card_encryption_keys_file", &self.card_encryption_keys_file)
             .field("operator_token", &self.operator_token.as_ref().map(|_| "<redacted>"))
             .field("delivery_timeout_ms", &self.delivery_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)

@@ -24,6 +24,7 @@ pub mod publisher;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+pub mod sealed_message;
 pub mod secret;
 pub mod startup;
 pub mod state;

@@ -2,6 +2,8 @@
 //! reports, within a bound.
 
 use std::sync::Arc;
+
+use card_envelope::SharedKeyring;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -13,12 +15,15 @@ use transaction_model::message::REQUEST_ID_HEADER;
 use transaction_model::TransactionMessage;
 
 use crate::config::Config;
+use crate::sealed_message::sealed_payload;
 
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
     topic: Arc<str>,
     delivery_timeout: Duration,
+    /// Seals the card fields of every message.
+    keyring: SharedKeyring,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +37,7 @@ pub enum DeliveryError {
 }
 
 impl Publisher {
-    pub fn new(config: &Config) -> Result<Self, KafkaError> {
+    pub fn new(config: &Config, keyring: SharedKeyring) -> Result<Self, KafkaError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &config.kafka_brokers)
             .set("client.id", "transaction-api")
@@ -48,6 +53,7 @@ impl Publisher {
             producer: c.create()?,
             topic: Arc::from(config.transactions_topic.as_str()),
             delivery_timeout: config.delivery_timeout(),
+            keyring,
         })
     }
 
@@ -59,7 +65,7 @@ impl Publisher {
     }
 
     async fn send_one(&self, message: &TransactionMessage, request_id: &str) -> Result<(), DeliveryError> {
-        let payload = serde_json::to_vec(message).map_err(|_| DeliveryError::Encode)?;
+        let payload = sealed_payload(&self.keyring.get(), message).map_err(|_| DeliveryError::Encode)?;
         let headers = OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(request_id) });
         let record = FutureRecord::to(&self.topic).key(message.id.as_str()).payload(&payload).headers(headers);
         let delivery = self.producer.send(record, Timeout::After(self.delivery_timeout));

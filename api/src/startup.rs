@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use card_envelope::SharedKeyring;
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use transaction_store::{ApiStore, StoreError};
 use crate::auth_failures::FailedAuthLimiter;
 use crate::coalesced_writes::CoalescingAccepted;
 use crate::config::Config;
+use crate::fingerprint::FINGERPRINT_PURPOSE;
 use crate::housekeeping;
 use crate::metrics::Metrics;
 use crate::operator::OperatorToken;
@@ -73,9 +75,15 @@ impl Application {
         let hasher = secret_hasher(config.secret_hash_key.as_deref())?;
         let mut store = open_store(&config.database_url, shutdown).await?;
         store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
-        let publisher = Publisher::new(&config)?;
+        let keyring = SharedKeyring::for_service(
+            config.card_encryption_keys.as_deref(),
+            config.card_encryption_keys_file.as_deref(),
+        )
+        .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
+        let publisher = Publisher::new(&config, keyring)?;
         let state = AppState {
             store,
+            fingerprints: hasher.derive(FINGERPRINT_PURPOSE),
             hasher,
             publisher,
             metrics: Arc::new(Metrics::new()),

@@ -18,6 +18,8 @@ use crate::rate_limit::RateLimiter;
 pub struct AppState {
     pub store: ApiStore,
     pub hasher: SecretHasher,
+    /// Idempotency fingerprints, under a key derived from `hasher`'s.
+    pub fingerprints: SecretHasher,
     pub publisher: Publisher,
     pub metrics: Arc<Metrics>,
     pub auth_failures: Arc<FailedAuthLimiter>,

@@ -34,7 +34,7 @@ pub async fn post_transaction(
     let new = NewTransaction::try_from(request)?;
     let key = IdempotencyKey::from_headers(&headers)?;
     state.charge_rate(&merchant.account_id, 1)?;
-    let print = fingerprint(&state.hasher, BodyKind::Single, &[Item::Valid(&new)]);
+    let print = fingerprint(&state.fingerprints, BodyKind::Single, &[Item::Valid(&new)]);
     let account = merchant.account_id;
     run_to_completion(async move {
         let (state, account) = (&state, &account);
@@ -142,7 +142,7 @@ pub async fn post_batch(
             Err(_) => Item::Invalid(raw.get()),
         })
         .collect();
-    let print = fingerprint(&state.hasher, BodyKind::Batch, &items);
+    let print = fingerprint(&state.fingerprints, BodyKind::Batch, &items);
     drop(items);
     let account = merchant.account_id;
     run_to_completion(async move {

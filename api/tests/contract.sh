@@ -45,7 +45,7 @@ trap cleanup EXIT
 
 # A topic of its own: the broker does not auto-create topics.
 topic="contract-$(date +%s)-$$"
-tansu topic create --broker "tcp://${brokers}" --partitions 1 "$topic" >/dev/null
+"$(scripts/broker path)" topic create --broker "tcp://${brokers}" --partitions 1 "$topic" >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export DATABASE_URL="sqlite://$work/contract.db"

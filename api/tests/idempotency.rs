@@ -109,7 +109,7 @@ async fn a_key_held_by_a_running_request_is_409() {
         cvv: "123".into(),
         amount: Amount::from_cents(1050),
     };
-    let hasher = api::startup::secret_hasher(Some(SECRET_KEY)).unwrap();
+    let hasher = api::startup::secret_hasher(Some(SECRET_KEY)).unwrap().derive(api::fingerprint::FINGERPRINT_PURPOSE);
     let print = fingerprint(&hasher, BodyKind::Single, &[Item::Valid(&same)]);
     let times = IdempotencyTimes {
         now: time::OffsetDateTime::now_utc(),

@@ -8,6 +8,7 @@ pub mod account;
 pub mod amount;
 pub mod card;
 pub mod message;
+mod message_debug;
 pub mod processed;
 pub mod rejection;
 pub mod secret;

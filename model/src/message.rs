@@ -14,7 +14,7 @@ use crate::{Amount, CardBrand, MaskedCard, Status};
 /// A message from `transactions`, decoded leniently: only `id` must be a
 /// string; every other field is kept as raw JSON so that a missing or
 /// ill-typed field becomes a rejection by the rules, not a decode failure.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawTransaction<'a> {
     #[serde(borrow)]
     pub id: Cow<'a, str>,
@@ -78,7 +78,7 @@ pub fn json_number_text<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
 
 /// A transaction as producers (the API, tests, benchmarks) write it to
 /// `transactions`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TransactionMessage {
     pub id: String,
     pub account_id: String,

@@ -50,6 +50,16 @@ impl SecretHasher {
         computed.as_slice().ct_eq(stored.as_slice()).into()
     }
 
+    /// A hasher under a key of its own, derived from this one for `purpose`
+    /// (HMAC(key, purpose)): hashes made for one purpose say nothing about
+    /// another's, and neither reveals the key.
+    pub fn derive(&self, purpose: &str) -> SecretHasher {
+        let key = self.mac(purpose);
+        // 32 bytes is over the minimum; `new` cannot refuse it.
+        let keyed = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| self.keyed.clone());
+        SecretHasher { keyed }
+    }
+
     fn mac(&self, secret: &str) -> [u8; 32] {
         let mut mac = self.keyed.clone();
         mac.update(secret.as_bytes());
@@ -66,6 +76,15 @@ impl fmt::Debug for SecretHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_derived_hasher_has_a_key_of_its_own() {
+        let base = SecretHasher::new(b"0123456789abcdef-operator").unwrap();
+        let derived = base.derive("idempotency-fingerprint");
+        assert_ne!(base.hash("x"), derived.hash("x"));
+        assert_ne!(derived.hash("x"), base.derive("other").hash("x"));
+        assert_eq!(derived.hash("x"), base.derive("idempotency-fingerprint").hash("x"), "deterministic");
+    }
 
     const KEY: &[u8] = b"0123456789abcdef-operator";
 

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -61,6 +62,22 @@ pub struct Config {
     #[arg(long, env = "CARD_HASH_KEY", hide_env_values = true)]
     pub card_hash_key: Option<String>,
 
+    /// Keyring that opens the card fields the API seals:
+    /// `KEY_ID:BASE64_32_BYTES` entries separated by `;`; it must hold every
+    /// key the API sealed with during the topic's retention. Without it (or
+    /// the file) the PUBLIC development keyring is used, with a warning.
+    #[arg(long, env = "CARD_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub card_encryption_keys: Option<String>,
+
+    /// The same keyring in a file (one entry a line), re-read every 10 s.
+    #[arg(long, env = "CARD_ENCRYPTION_KEYS_FILE")]
+    pub card_encryption_keys_file: Option<PathBuf>,
+
+    /// Decide messages whose card fields come in clear (legacy producers);
+    /// `false` dead-letters them. Either way they are counted and logged.
+    #[arg(long, env = "ALLOW_PLAINTEXT_CARDS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_plaintext_cards: bool,
+
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:9101")]
     pub http_addr: SocketAddr,
@@ -95,6 +112,9 @@ impl std::fmt::Debug for Config {
                 &self.kafka_options.iter().map(|o| o.split('=').next().unwrap_or("")).collect::<Vec<_>>(),
             )
             .field("card_hash_key", &self.card_hash_key.as_ref().map(|_| "<redacted>"))
+            .field("card_encryption_keys", &self.card_encryption_keys.as_ref().map(|_| "<redacted>"))
+            .field("card_encryption_keys_file", &self.card_encryption_keys_file)
+            .field("allow_plaintext_cards", &self.allow_plaintext_cards)
             .field("http_addr", &self.http_addr)
             .finish()
     }

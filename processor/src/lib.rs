@@ -16,6 +16,7 @@ pub mod redact;
 pub mod rules;
 mod stage_retry;
 pub mod startup;
+pub mod unseal;
 mod write_stage;
 
 pub use config::Config;

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub transactions: IntCounterVec,
     pub results_published: IntCounter,
     pub dlq_messages: IntCounter,
+    pub plaintext_card_messages: IntCounter,
     pub batch_size: Histogram,
     pub batch_duration: Histogram,
     pub stage_duration: HistogramVec,
@@ -46,6 +47,10 @@ impl Metrics {
                 .register(IntCounter::new("results_published_total", "Results acknowledged by the broker.")),
             dlq_messages: r
                 .register(IntCounter::new("dlq_messages_total", "Dead letters acknowledged by the broker (unreadable messages and isolated permanent failures).")),
+            plaintext_card_messages: r.register(IntCounter::new(
+                "plaintext_card_messages_total",
+                "Messages whose card fields came in clear (a legacy producer), decided or refused.",
+            )),
             batch_size: r.register(Histogram::with_opts(
                 HistogramOpts::new("batch_size_messages", "Messages per batch.")
                     .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0]),

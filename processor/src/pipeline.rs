@@ -32,6 +32,7 @@ use crate::decode::DeadLetterReason;
 use crate::kafka::{Consumer, ResumeFloors};
 use crate::metrics::{Metrics, NO_REASON};
 use crate::ownership::{Ownership, PartitionKey};
+use crate::unseal::CardReader;
 
 pub const DLQ_REASON_HEADER: &str = "dlq_reason";
 /// Longest `request_id` header carried to a result; a longer one is dropped
@@ -62,6 +63,7 @@ pub struct Pipeline {
     pub(crate) producer: rdkafka::producer::FutureProducer,
     pub(crate) repo: Arc<dyn TransactionRepository>,
     pub(crate) hasher: CardHasher,
+    pub(crate) cards: CardReader,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) topics: Topics,
     pub(crate) batch_size: usize,

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use card_envelope::SharedKeyring;
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -15,6 +16,7 @@ use crate::kafka;
 use crate::metrics::Metrics;
 use crate::ownership::Ownership;
 use crate::pipeline::{Pipeline, PipelineError, Topics};
+use crate::unseal::CardReader;
 
 /// Used only when no CARD_HASH_KEY is configured, with a warning: hashes
 /// made with it are not secret.
@@ -72,6 +74,11 @@ impl Application {
                 CardHasher::new(DEVELOPMENT_CARD_HASH_KEY)?
             }
         };
+        let keyring = SharedKeyring::for_service(
+            config.card_encryption_keys.as_deref(),
+            config.card_encryption_keys_file.as_deref(),
+        )
+        .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
         let metrics = Arc::new(Metrics::new());
         let producer = kafka::producer(&config)?;
         let repo_slot = Arc::new(OnceLock::new());
@@ -103,6 +110,7 @@ impl Application {
             producer,
             repo,
             hasher,
+            cards: CardReader::new(keyring, config.allow_plaintext_cards),
             metrics: Arc::clone(&metrics),
             topics: Topics {
                 transactions: config.transactions_topic.clone(),

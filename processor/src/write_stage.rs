@@ -21,16 +21,21 @@ impl<'c> Run<'c> {
         let received_at = OffsetDateTime::now_utc();
         let mut decided = Vec::with_capacity(batch.messages.len());
         let mut dead = Vec::new();
+        let mut plaintext = 0;
         for (index, message) in batch.messages.iter().enumerate() {
-            match decode(message.payload()) {
-                Ok((id, raw)) => decided.push(Decided {
-                    index,
-                    transaction: rules::evaluate(id, &raw, received_at, &self.p.hasher),
-                    request_id: request_id(message),
-                }),
+            match decode(message.payload()).and_then(|(id, raw)| Ok((id, self.p.cards.read(&raw)?, raw))) {
+                Ok((id, opened, raw)) => {
+                    plaintext += u64::from(opened.plaintext);
+                    decided.push(Decided {
+                        index,
+                        transaction: rules::evaluate(id, &opened.apply(&raw), received_at, &self.p.hasher),
+                        request_id: request_id(message),
+                    });
+                }
                 Err(reason) => dead.push(DeadLetter { index, reason }),
             }
         }
+        self.p.metrics.plaintext_card_messages.inc_by(plaintext);
         self.observe(STAGE_DECIDE, started);
 
         let db_started = Instant::now();

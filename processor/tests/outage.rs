@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, MySqlConnection};
 use support::*;
-use testkit::PrivateBroker;
+use testkit::{free_port, FlakyLink, PrivateBroker};
 use transaction_store::mysql;
 
 async fn admin() -> MySqlConnection {
@@ -107,10 +107,57 @@ async fn database_outage_is_retried_and_loses_nothing() {
     mysql::drop_scratch_database(&url).await.unwrap();
 }
 
+/// How a test takes the broker away and brings it back.
+enum Outage {
+    /// The broker keeps running but its clients are cut off (a partition,
+    /// a broker restart as the clients see it): the default memory broker.
+    Link { link: FlakyLink, _broker: PrivateBroker },
+    /// The broker process is killed and restarted: the durable broker.
+    Process(PrivateBroker),
+}
+
+impl Outage {
+    fn brokers(&self) -> String {
+        match self {
+            Outage::Link { link, .. } => link.address(),
+            Outage::Process(broker) => broker.address(),
+        }
+    }
+
+    async fn down(&mut self) {
+        match self {
+            Outage::Link { link, .. } => link.cut(),
+            Outage::Process(broker) => broker.kill().await,
+        }
+    }
+
+    async fn up(&mut self) {
+        match self {
+            Outage::Link { link, .. } => link.heal(),
+            Outage::Process(broker) => broker.restart().await,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_mid_run_is_retried_and_loses_nothing() {
-    let mut broker = PrivateBroker::start().await;
-    let brokers = broker.address();
+    let link_port = free_port();
+    let broker = PrivateBroker::start_advertising(free_port(), link_port).await;
+    let link = FlakyLink::start(link_port, broker.address()).await;
+    broker_outage_mid_run(Outage::Link { link, _broker: broker }).await;
+}
+
+/// The same with the broker process killed and restarted, which only a
+/// broker that keeps its data can survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the durable broker: scripts/test-durable"]
+async fn durable_broker_killed_mid_run_is_retried_and_loses_nothing() {
+    let broker = PrivateBroker::start_durable().await.expect("TANSU_DURABLE names the durable tansu");
+    broker_outage_mid_run(Outage::Process(broker)).await;
+}
+
+async fn broker_outage_mid_run(mut outage: Outage) {
+    let brokers = outage.brokers();
     let topics = create_topics_at(&brokers, 2).await;
     let prefix = unique("bdown");
     let messages: Vec<_> = (0..3000).map(|i| approvable(&format!("{prefix}-{i}"))).collect();
@@ -130,9 +177,9 @@ async fn broker_outage_mid_run_is_retried_and_loses_nothing() {
         assert!(Instant::now() < deadline, "processor made no progress");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    broker.kill().await;
+    outage.down().await;
     let stored_at_kill = repo.count().await.unwrap();
-    assert!(stored_at_kill < 3000, "the broker died after the run: nothing was tested");
+    assert!(stored_at_kill < 3000, "the broker went away after the run: nothing was tested");
     // Down for a while: deliveries time out, batches are retried, offsets held.
     let text =
         wait_for_metric(app.port, "processor_batch_retries_total{stage=\"produce\"}", 1.0, Duration::from_secs(30))
@@ -140,11 +187,11 @@ async fn broker_outage_mid_run_is_retried_and_loses_nothing() {
     assert!(metric(&text, "processor_batch_retries_total{stage=\"produce\"}") >= 1.0, "no produce retries:\n{text}");
     assert!(metric(&text, "processor_results_published_total") < 3000.0, "all published while the broker was down?");
 
-    broker.restart().await;
+    outage.up().await;
     let ids: Vec<_> = messages.iter().map(|m| m.id.clone()).collect();
     let collected = collect_ids_at(&brokers, &topics.results, &ids, Duration::from_secs(120)).await;
     app.stop().await;
-    broker.kill().await;
+    outage.down().await;
 
     assert_eq!(collected.results().len(), 3000, "every id has a result");
     assert_eq!(repo.count().await.unwrap(), 3000, "every id stored once");

@@ -2,7 +2,8 @@
 //! answers while still delivering the clients' requests: the broker stores
 //! a produced message but the producer never hears so. This is the unclear
 //! failure (a delivery report that does not come in time) that a retry must
-//! not turn into a second transaction.
+//! not turn into a second transaction. It can also cut the broker off
+//! entirely (a broker outage as its clients see it) and heal again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct FlakyLink {
     port: u16,
     lose_answers: Arc<AtomicBool>,
+    /// While set, every connection is refused: the broker is unreachable.
+    down: Arc<AtomicBool>,
     /// Cancelled to cut every open connection; replaced by a fresh one.
     connections: Arc<Mutex<CancellationToken>>,
     stop: CancellationToken,
@@ -27,10 +30,12 @@ impl FlakyLink {
         let link = FlakyLink {
             port,
             lose_answers: Arc::new(AtomicBool::new(false)),
+            down: Arc::new(AtomicBool::new(false)),
             connections: Arc::new(Mutex::new(CancellationToken::new())),
             stop: CancellationToken::new(),
         };
-        let (lose, connections, stop) = (link.lose_answers.clone(), link.connections.clone(), link.stop.clone());
+        let (lose, down, connections, stop) =
+            (link.lose_answers.clone(), link.down.clone(), link.connections.clone(), link.stop.clone());
         tokio::spawn(async move {
             loop {
                 let client = tokio::select! {
@@ -40,6 +45,9 @@ impl FlakyLink {
                         Err(_) => continue,
                     },
                 };
+                if down.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
                 let Ok(broker) = TcpStream::connect(&upstream).await else { continue };
                 let cut = connections.lock().unwrap().clone();
                 tokio::spawn(forward(client, broker, lose.clone(), cut));
@@ -57,13 +65,24 @@ impl FlakyLink {
         self.lose_answers.store(true, Ordering::SeqCst);
     }
 
+    /// Cuts every open connection and refuses new ones until [`heal`](Self::heal).
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.cut_connections();
+    }
+
     /// Cuts every open connection (their request/answer streams are out of
     /// step now) and forwards both ways again on new ones.
     pub fn heal(&self) {
+        self.cut_connections();
+        self.lose_answers.store(false, Ordering::SeqCst);
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    fn cut_connections(&self) {
         let mut current = self.connections.lock().unwrap();
         current.cancel();
         *current = CancellationToken::new();
-        self.lose_answers.store(false, Ordering::SeqCst);
     }
 }
 

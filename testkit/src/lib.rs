@@ -9,7 +9,7 @@ mod flaky_link;
 mod private_broker;
 
 pub use flaky_link::FlakyLink;
-pub use private_broker::{free_port, PrivateBroker};
+pub use private_broker::{durable_binary, free_port, PrivateBroker};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 /// `KAFKA_BROKERS`, or the broker `scripts/broker start` runs.
@@ -105,8 +105,16 @@ pub async fn consume_at(
         .set("enable.auto.commit", "false")
         .create()
         .expect("collector");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    // Every partition assigned by hand: no group join, which the local
+    // broker answers only after half the session timeout.
     let deadline = Instant::now() + limit;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
+    let mut partitions = TopicPartitionList::new();
+    for p in metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions()) {
+        partitions.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
+    }
+    assert!(partitions.count() > 0, "topic {topic} has no partitions");
+    consumer.assign(&partitions).expect("assign");
     let mut messages = Vec::new();
     while !done(&messages) && Instant::now() < deadline {
         if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {

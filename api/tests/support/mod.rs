@@ -166,6 +166,16 @@ pub fn payload(m: &OwnedMessage) -> Value {
 /// at `brokers`, storing into `database_url`; its results and dead-letter
 /// topics are created here.
 pub async fn spawn_processor(brokers: &str, database_url: &str, transactions: &str) -> Running {
+    spawn_processor_with_keys(brokers, database_url, transactions, None).await
+}
+
+/// The same with a card keyring of its own (`None`: the development one).
+pub async fn spawn_processor_with_keys(
+    brokers: &str,
+    database_url: &str,
+    transactions: &str,
+    card_keys: Option<String>,
+) -> Running {
     let (results, dlq) = (unique("res"), unique("dlq"));
     testkit::create_topics_at(brokers, &[(&results, 1), (&dlq, 1)]).await;
     let config = processor::Config {
@@ -181,6 +191,9 @@ pub async fn spawn_processor(brokers: &str, database_url: &str, transactions: &s
         resume_rewind_messages: 10_000,
         kafka_options: Vec::new(),
         card_hash_key: Some("integration-test-card-key".into()),
+        card_encryption_keys: card_keys,
+        card_encryption_keys_file: None,
+        allow_plaintext_cards: true,
         http_addr: "127.0.0.1:0".parse().unwrap(),
     };
     let shutdown = CancellationToken::new();
