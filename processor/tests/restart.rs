@@ -5,18 +5,19 @@
 //! must make progress again; at the end every id is stored exactly once and
 //! published.
 //!
-//! The broker binary is `TANSU_DURABLE`, else the durable build's usual
-//! place; without one the same loop runs against the shared memory broker
-//! (and the broker is not restarted), which the test says on stderr.
+//! The broker is testkit's durable `PrivateBroker` (`TANSU_DURABLE`, or the
+//! one `scripts/broker` built); without one the same loop runs against the
+//! shared memory broker (and the broker is not restarted), which the test
+//! says on stderr.
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use support::*;
+use testkit::PrivateBroker;
 use tokio::process::{Child, Command};
 use transaction_store::TransactionRepository;
 
@@ -29,63 +30,6 @@ fn restarts_wanted() -> usize {
 /// Longest a new incarnation may take to store something while a backlog
 /// waits (group join on the local broker included).
 const PROGRESS_LIMIT: Duration = Duration::from_secs(40);
-
-/// A durable tansu of this test's own, in a temp dir (cwd matters for its
-/// `sqlite://` path).
-struct DurableBroker {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl DurableBroker {
-    fn binary() -> Option<PathBuf> {
-        let path = std::env::var_os("TANSU_DURABLE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/root/.local/share/gateway/tansu-0.6.0-durable/bin/tansu"));
-        path.exists().then_some(path)
-    }
-
-    async fn start(binary: PathBuf) -> Self {
-        let port = testkit::free_port();
-        let mut broker = DurableBroker { binary, dir: tempfile::tempdir().unwrap(), port, child: None };
-        broker.restart().await;
-        broker
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("tansu.log")).unwrap();
-        let child = Command::new(&self.binary)
-            .current_dir(self.dir.path())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("durable tansu starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(self.address()).await.is_err() {
-            assert!(Instant::now() < deadline, "durable broker did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-}
 
 fn spawn_processor(brokers: &str, topics: &Topics, url: &str, group: &str, log: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
@@ -123,17 +67,12 @@ async fn wait_for_progress(repo: &dyn TransactionRepository, above: u64, limit: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_processor_always_makes_progress_again() {
-    let mut broker = match DurableBroker::binary() {
-        Some(binary) => {
-            eprintln!("durable broker: {}", binary.display());
-            Some(DurableBroker::start(binary).await)
-        }
-        None => {
-            eprintln!("no durable tansu (TANSU_DURABLE): running against the memory broker {}", brokers());
-            None
-        }
-    };
-    let brokers = broker.as_ref().map_or_else(brokers, DurableBroker::address);
+    let mut broker = PrivateBroker::start_durable().await;
+    match &broker {
+        Some(b) => eprintln!("durable broker at {}", b.address()),
+        None => eprintln!("no durable tansu (TANSU_DURABLE): running against the memory broker {}", brokers()),
+    }
+    let brokers = broker.as_ref().map_or_else(brokers, PrivateBroker::address);
     let topics = create_topics_at(&brokers, 6).await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("restart.db").display());

@@ -1,4 +1,4 @@
-//! decode → rules → row → result message, and the dead-letter redaction,
+//! decode → card fields opened (plaintext allowed) → rules → row → result message, and the dead-letter redaction,
 //! over any bytes a producer can put on `transactions`.
 //!
 //! Crashes on: any panic on the path; a decision a store cannot hold or the
@@ -9,12 +9,16 @@
 
 #![no_main]
 
+use std::sync::OnceLock;
+
+use card_envelope::{KeySource, SharedKeyring};
 use libfuzzer_sys::fuzz_target;
 use processor::card_hash::CardHasher;
 use processor::created_at::{MAX_AGE, MAX_AHEAD};
 use processor::decode::decode;
 use processor::redact::{redact_payload, MAX_PAYLOAD_BYTES};
 use processor::rules;
+use processor::unseal::CardReader;
 use serde_json::Value;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -58,11 +62,18 @@ fn has_cvv_key(v: &Value) -> bool {
     }
 }
 
+fn cards() -> &'static CardReader {
+    static CARDS: OnceLock<CardReader> = OnceLock::new();
+    CARDS.get_or_init(|| {
+        CardReader::new(SharedKeyring::load(KeySource::development()).expect("development keyring"), true)
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let hasher = CardHasher::new(b"fuzz-card-hash-key-0123456789").expect("static key");
-    match decode(Some(data)) {
-        Ok((id, raw)) => {
-            let t = rules::evaluate(id, &raw, RECEIVED_AT, &hasher);
+    match decode(Some(data)).and_then(|(id, raw)| Ok((id, cards().read(&raw)?, raw))) {
+        Ok((id, opened, raw)) => {
+            let t = rules::evaluate(id, &opened.apply(&raw), RECEIVED_AT, &hasher);
             if let Err(e) = check_storable(&t) {
                 panic!("a decision no store can hold: {e}");
             }
