@@ -119,7 +119,11 @@ pub fn mask_digit_runs(bytes: &[u8]) -> Vec<u8> {
                 break;
             }
         }
-        if digits.len() >= MIN_CARD_DIGITS {
+        // An escaped digit counts as the four ASCII digits it is written
+        // with (`\u0034`), so neither the decoded text nor the raw bytes
+        // keep a long run.
+        let weight: usize = digits.iter().map(|&(_, len)| if len == 1 { 1 } else { 4 }).sum();
+        if weight >= MIN_CARD_DIGITS {
             let masked = digits.len() - VISIBLE_TAIL;
             let mut next_digit = 0;
             let mut j = i;
@@ -148,10 +152,13 @@ pub fn mask_digit_runs(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Removes the value after every CVV-like name (`"cvv": "123"`, `cvv=123`).
+/// Removes the value after every CVV-like name (`"cvv": "123"`, `cvv=123`,
+/// `"x_cvv*2": 123`). Tracks whether it is inside a quoted string, so a
+/// name inside a quoted key is followed to that key's closing quote.
 fn strip_cvv_values(bytes: &[u8]) -> Vec<u8> {
     let lower = bytes.to_ascii_lowercase();
     let mut out = Vec::with_capacity(bytes.len());
+    let mut in_string = false;
     let mut i = 0;
     while i < bytes.len() {
         let name_len = ["security_code", "securitycode", "card_code", "cvv", "cvc", "csc", "cid"]
@@ -159,14 +166,32 @@ fn strip_cvv_values(bytes: &[u8]) -> Vec<u8> {
             .find(|k| lower[i..].starts_with(k.as_bytes()))
             .map(|k| k.len());
         let Some(name_len) = name_len else {
+            match bytes[i] {
+                b'\\' if in_string => {
+                    out.extend_from_slice(&bytes[i..(i + 2).min(bytes.len())]);
+                    i += 2;
+                    continue;
+                }
+                b'"' => in_string = !in_string,
+                _ => {}
+            }
             out.push(bytes[i]);
             i += 1;
             continue;
         };
         let mut j = i + name_len;
-        // The rest of the name (`cvv2`, `cvv_code"`), then `:` or `=`.
-        while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
-            j += 1;
+        if in_string {
+            // The rest of the quoted key, to its closing quote.
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            j = (j + 1).min(bytes.len());
+            in_string = false;
+        } else {
+            // The rest of a bare name (`cvv2`, `cvv_code`).
+            while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+                j += 1;
+            }
         }
         out.extend_from_slice(&bytes[i..j]);
         while j < bytes.len() && matches!(bytes[j], b'"' | b'\'' | b' ' | b'\t' | b'\r' | b'\n') {
@@ -240,6 +265,8 @@ mod tests {
             b"card=4111-1111-1111-1111&cvv=987&x=\xff",
             br#"{"credit_card_number":"\u00341111111111111111","cvv":'987'"#,
             b"{\"credit_card_cvv\":\"98\\\"7\",\"n\":\"4111111111111111\"",
+            b"{\"x_card_code*2\": \"987\", \"y\": \"\xff\"}",
+            b"{\"cvv:x\": \"987\", \"y\": \"\xff\"}",
         ] {
             let out = redact_payload(payload);
             assert_ne!(out, payload);
@@ -257,6 +284,8 @@ mod tests {
         assert_eq!(mask_digit_runs(b"4111 1111 1111 1111"), b"**** **** **** 1111");
         assert_eq!(mask_digit_runs(b"12 34"), b"12 34");
         assert_eq!(mask_digit_runs(b""), b"");
+        // Escapes count with their hex digits: no run of 12 ASCII digits stays.
+        assert_eq!(mask_digit_runs(br"\u003411111111x"), br"*****1111x");
     }
 
     #[test]

@@ -50,12 +50,15 @@ fn has_card_run(bytes: &[u8]) -> bool {
     false
 }
 
+/// A CVV-like field whose value is still there.
 fn has_cvv_key(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.iter().any(|(k, v)| {
             let k = k.to_ascii_lowercase();
-            ["cvv", "cvc", "csc", "cid", "security_code", "securitycode", "card_code"].iter().any(|c| k.contains(c))
-                || has_cvv_key(v)
+            let cvv_like =
+                ["cvv", "cvc", "csc", "cid", "security_code", "securitycode", "card_code"].iter().any(|c| k.contains(c));
+            // Redacted from the bytes, a CVV-like name may stay, its value not.
+            (cvv_like && v.as_str() != Some("[redacted]")) || has_cvv_key(v)
         }),
         Value::Array(items) => items.iter().any(has_cvv_key),
         _ => false,
