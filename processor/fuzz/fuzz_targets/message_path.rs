@@ -55,8 +55,9 @@ fn has_cvv_key(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.iter().any(|(k, v)| {
             let k = k.to_ascii_lowercase();
-            let cvv_like =
-                ["cvv", "cvc", "csc", "cid", "security_code", "securitycode", "card_code"].iter().any(|c| k.contains(c));
+            let cvv_like = ["cvv", "cvc", "csc", "cid", "security_code", "securitycode", "card_code"]
+                .iter()
+                .any(|c| k.contains(c));
             // Redacted from the bytes, a CVV-like name may stay, its value not.
             (cvv_like && v.as_str() != Some("[redacted]")) || has_cvv_key(v)
         }),
