@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         while sent < target {
             let merchant = &args.merchants[(sent as usize) % args.merchants.len()];
             let r = result(&mut rng, merchant);
-            let payload = r.to_json();
+            let payload = r.to_json()?;
             match producer.send(BaseRecord::to(&args.topic).key(&r.id).payload(&payload)) {
                 Ok(()) => sent += 1,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

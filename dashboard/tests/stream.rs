@@ -135,7 +135,7 @@ async fn a_burst_of_thousands_yields_at_most_ten_frames_per_second() {
         .map(|i| {
             let r =
                 result(&format!("{prefix}-{i}"), &format!("shop-{}", i % 50), 500, if i % 4 == 0 { CVV } else { "" });
-            (Some(r.id.clone()), Some(r.to_json()))
+            (Some(r.id.clone()), Some(r.to_json().expect("result json")))
         })
         .collect();
     let burst = tokio::spawn({

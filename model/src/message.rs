@@ -123,9 +123,11 @@ pub struct ResultMessage {
 }
 
 impl ResultMessage {
-    pub fn to_json(&self) -> Vec<u8> {
-        // Plain fields and string-keyed data only: serialisation cannot fail.
-        serde_json::to_vec(self).expect("ResultMessage serialises")
+    /// The message as published. Fails only for a time the result format
+    /// cannot write (RFC 3339 needs a four-digit year and an offset in whole
+    /// minutes), which the processor's `created_at` window rules out.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -172,6 +174,28 @@ mod tests {
         assert!(json.contains(r#""created_at":"2026-01-02T03:04:05Z""#), "{json}");
         let back = RawTransaction::from_slice(json.as_bytes()).unwrap();
         assert_eq!(json_number_text(back.amount).as_deref(), Some("10.50"));
+    }
+
+    #[test]
+    fn a_result_outside_rfc3339_is_an_error_not_a_panic() {
+        let mut r = ResultMessage {
+            id: "t1".into(),
+            status: Status::Approved,
+            error_message: String::new(),
+            account_id: None,
+            amount_cents: None,
+            amount: None,
+            card_brand: None,
+            card_masked: None,
+            created_at: datetime!(2026-01-02 03:04:05 UTC),
+            processed_at: datetime!(2026-01-02 03:04:05 UTC),
+        };
+        assert!(r.to_json().is_ok());
+        // 0000-01-01T00:00:00+00:01 in UTC: the year -1.
+        r.created_at = datetime!(-0001-12-31 23:59:00 UTC);
+        assert!(r.to_json().is_err());
+        r.created_at = datetime!(2026-01-01 00:00:00 +00:00:30);
+        assert!(r.to_json().is_err());
     }
 
     #[test]

@@ -41,11 +41,14 @@ pub struct Config {
     #[arg(long, env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
 
-    /// On (re)assignment, start each partition this many messages before
-    /// its committed offset and drop what lies below it. Must be at least
-    /// the largest producer batch: it guards against brokers that cannot
-    /// fetch from the middle of a record batch (tansu 0.6). 0 disables.
-    #[arg(long, env = "RESUME_REWIND_MESSAGES", default_value_t = 10_000)]
+    /// Only for a broker that cannot serve a fetch from the middle of a
+    /// stored record batch: on (re)assignment, start each partition this
+    /// many messages before its committed offset and drop what lies below
+    /// it (at least the largest producer batch). 0 (the default, right for
+    /// Apache Kafka) disables it. When on, it fails closed: if the committed
+    /// offsets cannot be read, the partitions stay paused and the processor
+    /// exits with an error instead of resuming without the rewind.
+    #[arg(long, env = "RESUME_REWIND_MESSAGES", default_value_t = 0)]
     pub resume_rewind_messages: i64,
 
     /// Extra librdkafka properties for both clients, `key=value;key=value`

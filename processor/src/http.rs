@@ -1,6 +1,6 @@
 //! /healthz, /readyz and /metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -17,11 +17,14 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
-    pub repo: Arc<dyn TransactionRepository>,
+    /// Set once the database is open; until then `/readyz` says so.
+    pub repo: Arc<OnceLock<Arc<dyn TransactionRepository>>>,
     pub producer: FutureProducer,
     pub results_topic: String,
 }
 
+/// `/healthz` answers as soon as the process runs (liveness, independent of
+/// the database and the broker); `/readyz` reflects both.
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -37,10 +40,13 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
 /// Ready when the database answers and the broker knows the results topic.
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let timeout = Duration::from_secs(2);
-    let database = match tokio::time::timeout(timeout, state.repo.ping()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".to_owned()),
+    let database = match state.repo.get() {
+        None => Err("not open yet".to_owned()),
+        Some(repo) => match tokio::time::timeout(timeout, repo.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        },
     };
     let producer = state.producer.clone();
     let topic = state.results_topic.clone();

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
@@ -15,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::ownership::Ownership;
 
 pub type Consumer = StreamConsumer<ProcessorContext>;
 
@@ -42,38 +45,42 @@ impl ResumeFloors {
     }
 }
 
-/// Logs rebalances, rewinds resumed partitions, and turns librdkafka
-/// statistics into lag gauges.
+/// Logs rebalances, tracks which partitions this member owns, rewinds
+/// resumed partitions when asked to, and turns librdkafka statistics into
+/// lag gauges.
 pub struct ProcessorContext {
     metrics: Arc<Metrics>,
     floors: ResumeFloors,
+    ownership: Ownership,
     rewind: i64,
 }
 
 impl ProcessorContext {
     /// Starts each partition `rewind` messages before its committed offset.
     ///
-    /// Why: a broker that cannot serve a fetch from the middle of a stored
-    /// record batch (tansu 0.6 skips that whole batch, or answers nothing)
-    /// would otherwise lose the rest of the batch on every resume. Starting
-    /// at least one producer batch earlier lands on or before the batch
-    /// that holds the committed offset; what lies below it is dropped by the
-    /// pipeline. With Apache Kafka this only re-reads `rewind` messages.
-    fn rewind_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+    /// Only for a broker that cannot serve a fetch from the middle of a
+    /// stored record batch (tansu 0.6 before the fix skipped that whole
+    /// batch, or answered nothing): starting at least one producer batch
+    /// earlier lands on or before the batch that holds the committed offset;
+    /// what lies below it is dropped by the pipeline. Off by default.
+    ///
+    /// Fails closed: when the committed offsets cannot be read, the
+    /// partitions are not resumed without the rewind. The caller keeps them
+    /// paused and the pipeline stops with an error (another member, or this
+    /// one restarted, takes them over).
+    fn rewind_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Result<(), String> {
         if self.rewind <= 0 {
-            return;
+            return Ok(());
         }
-        let committed = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read committed offsets; resuming without rewind");
-                return;
-            }
-        };
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            .map_err(|e| format!("could not read committed offsets for the resume rewind: {e}"))?;
         for e in committed.elements() {
             if let Offset::Offset(c) = e.offset() {
-                let start = (c - self.rewind).max(0);
-                if start < c && tpl.set_partition_offset(e.topic(), e.partition(), Offset::Offset(start)).is_ok() {
+                let start = c.saturating_sub(self.rewind).max(0);
+                if start < c {
+                    tpl.set_partition_offset(e.topic(), e.partition(), Offset::Offset(start))
+                        .map_err(|err| format!("could not rewind {}[{}]: {err}", e.topic(), e.partition()))?;
                     self.floors.set(e.topic(), e.partition(), c);
                     tracing::info!(
                         topic = e.topic(),
@@ -85,6 +92,67 @@ impl ProcessorContext {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        self.pre_rebalance(consumer, &rebalance_of(err, tpl));
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            // Offsets of finished batches may still be on their way (commits
+            // are asynchronous): commit them before the partitions move, so
+            // the next owner starts after them.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the next owner may redo a batch"),
+            }
+            for e in tpl.elements() {
+                self.floors.passed(e.topic(), e.partition());
+            }
+        }
+        let result = match (err, consumer.rebalance_protocol()) {
+            (RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, RebalanceProtocol::Cooperative) => {
+                self.ownership.revoked(tpl);
+                consumer.incremental_unassign(tpl)
+            }
+            _ => {
+                self.ownership.revoked_all();
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "unassign failed");
+        }
+        self.post_rebalance(consumer, &rebalance_of(err, tpl));
+    }
+
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        self.pre_rebalance(consumer, &Rebalance::Assign(tpl));
+        let rewound = self.rewind_assignment(consumer, tpl);
+        let result = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+            _ => consumer.assign(tpl),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "assign failed");
+        }
+        self.ownership.assigned(tpl);
+        // Assigned while a stage is retrying, or without the rewind it
+        // needs: nothing may be fetched from them yet.
+        if let Err(reason) = &rewound {
+            tracing::error!(reason, "partitions kept paused: not resuming without the rewind (fail closed)");
+            self.ownership.fail(reason.clone());
+        }
+        if rewound.is_err() || self.ownership.is_paused() {
+            if let Err(e) = consumer.pause(tpl) {
+                tracing::error!(error = %e, "could not pause newly assigned partitions");
+                self.ownership.fail(format!("could not pause newly assigned partitions: {e}"));
+            }
+        } else if let Err(e) = consumer.resume(tpl) {
+            // A partition paused during an earlier assignment keeps
+            // librdkafka's pause flag; it must fetch again now.
+            tracing::warn!(error = %e, "could not resume newly assigned partitions");
+        }
+        self.post_rebalance(consumer, &Rebalance::Assign(tpl));
     }
 }
 
@@ -103,36 +171,12 @@ impl ClientContext for ProcessorContext {
 
 impl ConsumerContext for ProcessorContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
-            // Revocations and errors: librdkafka's default handling.
-            if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
-                for e in tpl.elements() {
-                    self.floors.passed(e.topic(), e.partition());
-                }
-            }
-            self.pre_rebalance(consumer, &rebalance_of(err, tpl));
-            let result = match (err, consumer.rebalance_protocol()) {
-                (RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, RebalanceProtocol::Cooperative) => {
-                    consumer.incremental_unassign(tpl)
-                }
-                _ => consumer.unassign(),
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "unassign failed");
-            }
-            self.post_rebalance(consumer, &rebalance_of(err, tpl));
-            return;
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.assign(consumer, tpl);
+        } else {
+            // Revocations, and errors (which unassign everything).
+            self.revoke(consumer, err, tpl);
         }
-        self.pre_rebalance(consumer, &Rebalance::Assign(tpl));
-        self.rewind_assignment(consumer, tpl);
-        let result = match consumer.rebalance_protocol() {
-            RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
-            _ => consumer.assign(tpl),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "assign failed");
-        }
-        self.post_rebalance(consumer, &Rebalance::Assign(tpl));
     }
 
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -170,7 +214,12 @@ fn apply_extra_options(c: &mut ClientConfig, config: &Config) -> Result<(), Kafk
     Ok(())
 }
 
-pub fn consumer(config: &Config, metrics: Arc<Metrics>, floors: ResumeFloors) -> Result<Consumer, KafkaError> {
+pub fn consumer(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    floors: ResumeFloors,
+    ownership: Ownership,
+) -> Result<Consumer, KafkaError> {
     let mut c = base_config(config);
     c.set("group.id", &config.consumer_group)
         // Offsets are stored by hand once a batch is in the database and its
@@ -183,7 +232,7 @@ pub fn consumer(config: &Config, metrics: Arc<Metrics>, floors: ResumeFloors) ->
         .set("fetch.wait.max.ms", "100")
         .set("statistics.interval.ms", "5000");
     apply_extra_options(&mut c, config)?;
-    c.create_with_context(ProcessorContext { metrics, floors, rewind: config.resume_rewind_messages })
+    c.create_with_context(ProcessorContext { metrics, floors, ownership, rewind: config.resume_rewind_messages })
 }
 
 pub fn producer(config: &Config) -> Result<FutureProducer, KafkaError> {

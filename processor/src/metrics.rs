@@ -26,6 +26,8 @@ pub struct Metrics {
     pub batch_duration: Histogram,
     pub stage_duration: HistogramVec,
     pub batch_retries: IntCounterVec,
+    pub permanent_failures: IntCounterVec,
+    pub dead_letters_lost: IntCounter,
     pub consumer_lag: IntGaugeVec,
     pub last_batch_timestamp: IntGauge,
 }
@@ -44,7 +46,7 @@ impl Metrics {
             results_published: r
                 .register(IntCounter::new("results_published_total", "Results acknowledged by the broker.")),
             dlq_messages: r
-                .register(IntCounter::new("dlq_messages_total", "Unreadable messages sent to the dead-letter topic.")),
+                .register(IntCounter::new("dlq_messages_total", "Dead letters acknowledged by the broker (unreadable messages and isolated permanent failures).")),
             plaintext_card_messages: r.register(IntCounter::new(
                 "plaintext_card_messages_total",
                 "Messages whose card fields came in clear (a legacy producer), decided or refused.",
@@ -66,6 +68,17 @@ impl Metrics {
                 Opts::new("batch_retries_total", "Batch stages retried after a database or broker failure."),
                 &["stage"],
             )),
+            permanent_failures: r.register(IntCounterVec::new(
+                Opts::new(
+                    "permanent_failures_total",
+                    "Messages isolated after a permanent failure (row refused by the database, record refused by the broker, result not serialisable) and dead-lettered.",
+                ),
+                &["stage"],
+            )),
+            dead_letters_lost: r.register(IntCounter::new(
+                "dead_letters_lost_total",
+                "Messages the broker refused even as a headers-only dead letter (logged with their offset).",
+            )),
             consumer_lag: r.register(IntGaugeVec::new(
                 Opts::new("consumer_lag_messages", "Messages behind the partition's end (librdkafka statistics)."),
                 &["topic", "partition"],
@@ -84,6 +97,7 @@ impl Metrics {
     fn initialise_series(&self) {
         for stage in RETRIED_STAGES {
             self.batch_retries.with_label_values(&[stage]);
+            self.permanent_failures.with_label_values(&[stage]);
         }
         self.transactions.with_label_values(&[Status::Approved.as_str(), NO_REASON]);
         for reason in RejectionReason::ALL {
@@ -113,6 +127,9 @@ mod tests {
         for expected in [
             r#"processor_batch_retries_total{stage="db_write"} 0"#,
             r#"processor_batch_retries_total{stage="produce"} 0"#,
+            r#"processor_permanent_failures_total{stage="db_write"} 0"#,
+            r#"processor_permanent_failures_total{stage="produce"} 0"#,
+            "processor_dead_letters_lost_total 0",
             r#"processor_transactions_total{reason="none",status="approved"} 0"#,
             r#"processor_transactions_total{reason="over_limit",status="rejected"} 0"#,
             r#"processor_transactions_total{reason="invalid_card_number",status="rejected"} 0"#,

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use transaction_model::amount::{MAX_APPROVED, MIN_APPROVED};
 use transaction_model::message::{json_integer, json_number_text, json_string};
@@ -11,26 +10,24 @@ use transaction_model::{
     AccountId, Amount, CardNumber, MaskedCard, ProcessedTransaction, RawTransaction, RejectionReason, Status,
     TransactionId,
 };
-use transaction_store::truncate_to_micros;
 
 use crate::card_hash::CardHasher;
+use crate::created_at::decision_time;
 
 /// Expiry years accepted after the transaction's year.
 const MAX_YEARS_AHEAD: i64 = 20;
 const MAX_NAME_CHARS: usize = 100;
 
-/// Decides one transaction. `received_at` is used when the message carries
-/// no `created_at`; otherwise the rules run at `created_at`, so a message
-/// redelivered much later is decided the same way.
+/// Decides one transaction. The rules run at the message's `created_at` when
+/// it lies in the window around `received_at` (see [`crate::created_at`]),
+/// else at `received_at`.
 pub fn evaluate(
     id: TransactionId,
     raw: &RawTransaction<'_>,
     received_at: OffsetDateTime,
     hasher: &CardHasher,
 ) -> ProcessedTransaction {
-    let created_at = truncate_to_micros(
-        json_string(raw.created_at).and_then(|s| OffsetDateTime::parse(&s, &Rfc3339).ok()).unwrap_or(received_at),
-    );
+    let created_at = decision_time(json_string(raw.created_at).as_deref(), received_at);
     let number_text = json_string(raw.credit_card_number);
     let card = number_text.as_deref().and_then(|t| CardNumber::try_from(t).ok());
     let amount = json_number_text(raw.amount).and_then(|t| Amount::parse_dollars(&t).ok());
@@ -60,7 +57,7 @@ pub fn evaluate(
         card_masked,
         card_hash,
         created_at,
-        processed_at: truncate_to_micros(OffsetDateTime::now_utc()),
+        processed_at: transaction_store::truncate_to_micros(OffsetDateTime::now_utc()),
     }
 }
 

@@ -46,6 +46,13 @@ fn decide(v: &Value) -> (Status, String) {
     (t.status, t.error_message)
 }
 
+fn decide_at(v: &Value, at: OffsetDateTime) -> (Status, String) {
+    let bytes = serde_json::to_vec(v).unwrap();
+    let raw = RawTransaction::from_slice(&bytes).unwrap();
+    let t = evaluate(TransactionId::try_from(raw.id.as_ref()).unwrap(), &raw, at, &hasher());
+    (t.status, t.error_message)
+}
+
 fn rejected(v: &Value) -> RejectionReason {
     let (status, message) = decide(v);
     assert_eq!(status, Status::Rejected, "{v}");
@@ -140,17 +147,48 @@ fn month_and_year_edges() {
 }
 
 #[test]
-fn rules_run_at_created_at_not_now() {
-    // Expired by the wall clock of 2026 but valid when it was created.
+fn rules_run_at_created_at_inside_the_window() {
+    // Created in the last hour of May (inside the window), decided in June:
+    // a card that expired in May is still valid at its created_at.
+    let june = datetime!(2026-06-01 00:30:00 UTC);
+    let mut v = valid();
+    v["created_at"] = json!("2026-05-31T23:50:00Z");
+    v["credit_card_expiration_year"] = json!(2026);
+    v["credit_card_expiration_month"] = json!(5);
+    let (status, _) = decide_at(&v, june);
+    assert_eq!(status, Status::Approved);
+    // Without created_at the time of processing counts.
+    let mut v = without("created_at");
+    v["credit_card_expiration_year"] = json!(2026);
+    v["credit_card_expiration_month"] = json!(5);
+    assert_eq!(decide_at(&v, june).1, RejectionReason::InvalidExpirationMonth.message());
+}
+
+#[test]
+fn a_backdated_created_at_cannot_approve_an_expired_card() {
+    // Valid in 2019, expired now: a created_at outside the window is ignored.
     let mut v = valid();
     v["created_at"] = json!("2019-03-01T10:00:00Z");
     v["credit_card_expiration_year"] = json!(2020);
     v["credit_card_expiration_month"] = json!(1);
-    approved(&v);
-    // Without created_at the time of processing counts.
-    let mut v = without("created_at");
-    v["credit_card_expiration_year"] = json!(2020);
     assert_eq!(rejected(&v), RejectionReason::InvalidExpirationYear);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let raw = RawTransaction::from_slice(&bytes).unwrap();
+    let t = evaluate(TransactionId::try_from("t").unwrap(), &raw, AT, &hasher());
+    assert_eq!(t.created_at, AT, "stored as decided: at the time of receipt");
+}
+
+#[test]
+fn calendar_edges_in_created_at_are_ignored() {
+    for edge in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+00:01", "0000-01-01T00:00:00Z"] {
+        let v = with("created_at", json!(edge));
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let raw = RawTransaction::from_slice(&bytes).unwrap();
+        let t = evaluate(TransactionId::try_from("t").unwrap(), &raw, AT, &hasher());
+        assert_eq!(t.created_at, AT, "{edge}");
+        assert!(t.to_result_message().to_json().is_ok());
+        assert!(transaction_store::row::check_storable(&t).is_ok());
+    }
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Builds the processor from its configuration and runs it until stopped.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use card_envelope::SharedKeyring;
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use transaction_store::{StoreError, TransactionRepository};
 
@@ -13,7 +14,8 @@ use crate::config::Config;
 use crate::http::{self, HttpState};
 use crate::kafka;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, Topics};
+use crate::ownership::Ownership;
+use crate::pipeline::{Pipeline, PipelineError, Topics};
 use crate::unseal::CardReader;
 
 /// Used only when no CARD_HASH_KEY is configured, with a warning: hashes
@@ -38,15 +40,31 @@ pub enum StartupError {
 
 pub struct Application {
     pipeline: Pipeline,
-    listener: TcpListener,
-    http: axum::Router,
+    http_port: u16,
+    server: ServerTask,
     metrics: Arc<Metrics>,
 }
 
+/// The HTTP server's task; aborted if start-up fails after it was spawned.
+struct ServerTask(Option<JoinHandle<()>>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
 impl Application {
+    /// Serves `/healthz` (and `/readyz`, `/metrics`) first, then opens the
+    /// database (waiting for it as long as it takes) and the consumer.
     pub async fn build(config: Config, shutdown: &CancellationToken) -> Result<Self, StartupError> {
         if config.batch_size == 0 {
             return Err(StartupError::Config("batch size must be at least 1".into()));
+        }
+        if config.resume_rewind_messages < 0 {
+            return Err(StartupError::Config("RESUME_REWIND_MESSAGES must be 0 (off) or more".into()));
         }
         config.extra_kafka_options().map_err(StartupError::Config)?;
         let hasher = match &config.card_hash_key {
@@ -62,20 +80,33 @@ impl Application {
         )
         .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
         let metrics = Arc::new(Metrics::new());
-        let repo = open_repository(&config.database_url, shutdown).await?;
-        let floors = kafka::ResumeFloors::default();
-        let consumer = kafka::consumer(&config, Arc::clone(&metrics), floors.clone())?;
         let producer = kafka::producer(&config)?;
+        let repo_slot = Arc::new(OnceLock::new());
         let listener = TcpListener::bind(config.http_addr).await?;
-        let http = http::router(HttpState {
+        let http_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let router = http::router(HttpState {
             metrics: Arc::clone(&metrics),
-            repo: Arc::clone(&repo),
+            repo: Arc::clone(&repo_slot),
             producer: producer.clone(),
             results_topic: config.results_topic.clone(),
         });
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = ServerTask(Some(tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        })));
+        tracing::info!(http_port, "health endpoints up; opening the database");
+
+        let repo = open_repository(&config.database_url, shutdown).await?;
+        let _ = repo_slot.set(Arc::clone(&repo));
+        let floors = kafka::ResumeFloors::default();
+        let ownership = Ownership::default();
+        let consumer = kafka::consumer(&config, Arc::clone(&metrics), floors.clone(), ownership.clone())?;
         let pipeline = Pipeline {
             consumer,
             floors,
+            ownership,
             producer,
             repo,
             hasher,
@@ -89,30 +120,26 @@ impl Application {
             batch_size: config.batch_size,
             batch_wait: config.batch_wait(),
         };
-        Ok(Application { pipeline, listener, http, metrics })
+        Ok(Application { pipeline, http_port, server, metrics })
     }
 
     /// The port of the HTTP endpoints (useful when configured as port 0).
     pub fn http_port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.http_port
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
     }
 
-    /// Runs the pipeline and the HTTP endpoints until `shutdown` is
-    /// cancelled; the batch in flight is finished first.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
-        let server = axum::serve(self.listener, self.http).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let server = tokio::spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
+    /// Runs the pipeline until `shutdown` is cancelled (the batch in flight
+    /// is finished first), then stops the HTTP endpoints.
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> Result<(), PipelineError> {
         let result = self.pipeline.run(shutdown.clone()).await;
         shutdown.cancel();
-        let _ = server.await;
+        if let Some(server) = self.server.0.take() {
+            let _ = server.await;
+        }
         result
     }
 }

@@ -32,7 +32,6 @@ fn spawn_processor(topics: &Topics, database_url: &str, group: &str, log: &std::
         .env("HTTP_ADDR", "127.0.0.1:0")
         .env("CARD_HASH_KEY", "crash-test-card-hash-key")
         .env("RUST_LOG", "info")
-        .env("RESUME_REWIND_MESSAGES", "10000")
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .kill_on_drop(true)

@@ -185,7 +185,7 @@ async fn metrics_and_health_endpoints_answer() {
 
 /// A group whose committed offset falls inside a producer's record batch
 /// resumes exactly there: nothing below it is redone, nothing above it is
-/// skipped (tansu cannot fetch from mid-batch; the resume rewind covers it).
+/// skipped, with the resume rewind off (the default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_from_a_committed_offset_inside_a_record_batch() {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -227,8 +227,17 @@ async fn resumes_from_a_committed_offset_inside_a_record_batch() {
     let app = spawn(config).await;
     let expected: Vec<String> = messages[250..].iter().map(|m| m.id.clone()).collect();
     let collected = collect_ids(&topics.results, &expected, Duration::from_secs(60)).await;
-    // Give a wrongly replayed head of the batch time to show up too.
-    let extra = collect(&topics.results, Duration::from_secs(2), |m| m.len() > 250).await;
+    // Read the results again (a new reader first joins its group, which can
+    // take long), and once it has 250 give a wrongly replayed head of the
+    // batch 3 s more to show up.
+    let mut complete_at: Option<std::time::Instant> = None;
+    let extra = collect(&topics.results, Duration::from_secs(90), |m| {
+        if complete_at.is_none() && m.len() >= 250 {
+            complete_at = Some(std::time::Instant::now());
+        }
+        m.len() > 250 || complete_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3))
+    })
+    .await;
     app.stop().await;
 
     assert_eq!(collected.results().len(), 250, "every message from the committed offset on");

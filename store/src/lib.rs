@@ -11,17 +11,18 @@ pub mod idempotency;
 pub mod mysql;
 mod open_retry;
 mod repository;
+pub mod row;
 pub mod sqlite;
 mod timestamp;
 
 pub use open_retry::open_with_retry;
-pub use timestamp::truncate_to_micros;
+pub use timestamp::{storable_utc, truncate_to_micros};
 
 use std::sync::Arc;
 
 pub use accepted::{AcceptedRepository, AcceptedTransaction, Decision, ListCursor, TransactionView};
 pub use accounts::{Account, AccountRepository, AccountStatus};
-pub use error::StoreError;
+pub use error::{FailureKind, StoreError};
 pub use idempotency::{IdempotencyBegin, IdempotencyRepository, IdempotencyTimes, StoredResponse};
 pub use repository::TransactionRepository;
 

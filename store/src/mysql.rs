@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions, Connection, Executor, QueryBuilder, Row};
 use time::PrimitiveDateTime;
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, ProcessedTransaction, Status, TransactionId};
 
+use crate::row::check_storable;
 use crate::timestamp::to_utc_primitive;
 use crate::{StoreError, TransactionRepository};
 
@@ -92,6 +93,9 @@ impl TransactionRepository for MySqlRepository {
         if batch.is_empty() {
             return Ok(batch);
         }
+        for t in &batch {
+            check_storable(t)?;
+        }
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0u64;
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
@@ -129,16 +133,19 @@ impl TransactionRepository for MySqlRepository {
                 stored.insert(t.id.as_str().to_owned(), t);
             }
         }
-        tx.commit().await?;
-        batch
+        // A row IGNORE skipped for a reason other than its id (a constraint)
+        // fails the whole batch, uncommitted, like on SQLite.
+        let stored: Vec<ProcessedTransaction> = batch
             .into_iter()
             .map(|t| {
-                stored.get(t.id.as_str()).cloned().ok_or_else(|| StoreError::CorruptRow {
+                stored.get(t.id.as_str()).cloned().ok_or_else(|| StoreError::Unstorable {
                     id: t.id.to_string(),
-                    reason: "row missing after insert".into(),
+                    reason: "the database refused the row".into(),
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn find(&self, id: &TransactionId) -> Result<Option<ProcessedTransaction>, StoreError> {

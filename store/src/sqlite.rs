@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, ProcessedTransaction, Status, TransactionId};
 
+use crate::row::check_storable;
 use crate::timestamp::{from_sqlite_text, to_sqlite_text};
 use crate::{StoreError, TransactionRepository};
 
@@ -138,6 +139,9 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<RowResult> {
 #[async_trait]
 impl TransactionRepository for SqliteRepository {
     async fn record_batch(&self, batch: Vec<ProcessedTransaction>) -> Result<Vec<ProcessedTransaction>, StoreError> {
+        for t in &batch {
+            check_storable(t)?;
+        }
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
             let mut stored = Vec::with_capacity(batch.len());

@@ -93,7 +93,8 @@ pub fn result(id: &str, merchant: &str, cents: i64, reason: &str) -> ResultMessa
 
 /// Produces results keyed by id, in order, and waits for every delivery.
 pub async fn produce(producer: &FutureProducer, topic: &str, results: &[ResultMessage]) {
-    let payloads: Vec<_> = results.iter().map(|r| (Some(r.id.clone()), Some(r.to_json()))).collect();
+    let payloads: Vec<_> =
+        results.iter().map(|r| (Some(r.id.clone()), Some(r.to_json().expect("result json")))).collect();
     testkit::produce(producer, topic, &payloads).await;
 }
 

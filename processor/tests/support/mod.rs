@@ -2,6 +2,8 @@
 //! transactions, collecting results, and running the processor.
 #![allow(dead_code, unused_imports)] // each test binary uses a part
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -41,7 +43,7 @@ pub fn config(topics: &Topics, database_url: &str) -> Config {
         batch_size: 500,
         batch_wait_ms: 20,
         session_timeout_ms: 6000,
-        resume_rewind_messages: 10_000,
+        resume_rewind_messages: 0,
         kafka_options: Vec::new(),
         card_hash_key: Some("integration-test-card-key".into()),
         card_encryption_keys: None,
