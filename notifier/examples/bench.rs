@@ -34,7 +34,6 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use transaction_model::{AccountId, CardBrand, MaskedCard, ResultMessage, Status};
 use transaction_store::webhooks::{EndpointStatus, WebhookEndpoint};
-use transaction_store::WebhookRepository;
 
 struct Args {
     results: usize,
