@@ -348,12 +348,14 @@ pub async fn report_queue(
     shutdown: CancellationToken,
 ) {
     loop {
-        match repo.queue_stats().await {
+        let now = clock.now();
+        match repo.queue_stats(now).await {
             Ok(stats) => {
+                let age = |t: Option<OffsetDateTime>| t.map_or(0, |t| (now - t).whole_seconds().max(0));
                 metrics.queue_pending.set(i64::try_from(stats.pending).unwrap_or(i64::MAX));
-                let age =
-                    stats.oldest_pending_created_at.map_or(0, |oldest| (clock.now() - oldest).whole_seconds().max(0));
-                metrics.queue_oldest_age.set(age);
+                metrics.queue_oldest_age.set(age(stats.oldest_pending_created_at));
+                metrics.queue_due.set(i64::try_from(stats.due).unwrap_or(i64::MAX));
+                metrics.queue_oldest_due_age.set(age(stats.oldest_due_at));
             }
             Err(e) => tracing::warn!(error = %e, "could not read the delivery queue's size"),
         }

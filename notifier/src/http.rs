@@ -33,7 +33,7 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
 
 /// Ready when the database answers (the outbox is the notifier's state).
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(2), state.repo.queue_stats()).await {
+    match tokio::time::timeout(Duration::from_secs(2), state.repo.queue_stats(time::OffsetDateTime::now_utc())).await {
         Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "database": "ok" }))),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "database": e.to_string() }))),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "database": "timed out" }))),

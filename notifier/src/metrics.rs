@@ -29,6 +29,8 @@ pub struct Metrics {
     pub decision_to_delivery: Histogram,
     pub queue_pending: IntGauge,
     pub queue_oldest_age: IntGauge,
+    pub queue_due: IntGauge,
+    pub queue_oldest_due_age: IntGauge,
     pub attempts_in_flight: IntGauge,
     pub endpoints_disabled: IntCounter,
     pub consumer_lag: IntGaugeVec,
@@ -79,6 +81,14 @@ impl Metrics {
             queue_oldest_age: r.register(IntGauge::new(
                 "queue_oldest_pending_age_seconds",
                 "Age of the oldest pending delivery to an enabled endpoint; 0 when none.",
+            )),
+            queue_due: r.register(IntGauge::new(
+                "queue_due_deliveries",
+                "Pending deliveries due now and not yet being attempted (the notifier's backlog).",
+            )),
+            queue_oldest_due_age: r.register(IntGauge::new(
+                "queue_oldest_due_age_seconds",
+                "How long the oldest due delivery has waited for its attempt; 0 when none.",
             )),
             attempts_in_flight: r.register(IntGauge::new("attempts_in_flight", "HTTP attempts running now.")),
             endpoints_disabled: r.register(IntCounter::new(

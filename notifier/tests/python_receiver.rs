@@ -29,8 +29,9 @@ async fn the_demo_receiver_verifies_real_deliveries() {
     let repo = transaction_store::open_webhooks(&url).await.unwrap();
     let port = testkit::free_port();
     let merchant = unique("demo");
-    let e = endpoint(repo.as_ref(), &merchant, &format!("http://127.0.0.1:{port}/hook"), &[EVENT_APPROVED, EVENT_REJECTED])
-        .await;
+    let e =
+        endpoint(repo.as_ref(), &merchant, &format!("http://127.0.0.1:{port}/hook"), &[EVENT_APPROVED, EVENT_REJECTED])
+            .await;
     let mut child = Command::new("python3")
         .arg(script)
         .arg(port.to_string())

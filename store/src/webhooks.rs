@@ -217,6 +217,10 @@ pub struct AttemptResult {
 pub struct QueueStats {
     pub pending: u64,
     pub oldest_pending_created_at: Option<OffsetDateTime>,
+    /// Pending and due now (not waiting for a retry, not being attempted):
+    /// how far behind the notifier is.
+    pub due: u64,
+    pub oldest_due_at: Option<OffsetDateTime>,
 }
 
 #[async_trait]
@@ -318,8 +322,8 @@ pub trait WebhookRepository: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
-    /// Pending deliveries of enabled endpoints.
-    async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+    /// Pending deliveries of enabled endpoints; `due` as of `now`.
+    async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats, StoreError>;
 
     /// Every endpoint failing now or disabled for failing, for operators.
     async fn failing_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError>;

@@ -490,17 +490,26 @@ impl WebhookRepository for MySqlRepository {
         Ok(n == 1)
     }
 
-    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+    async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats, StoreError> {
+        let now = to_utc_primitive(now);
         let row = sqlx::query(
-            "SELECT COUNT(*) AS pending, MIN(d.created_at) AS oldest FROM webhook_deliveries d \
-             JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND e.status = 'enabled'",
+            "SELECT COUNT(*) AS pending, MIN(d.created_at) AS oldest, \
+             CAST(COALESCE(SUM(d.next_attempt_at <= ?), 0) AS SIGNED) AS due, \
+             MIN(CASE WHEN d.next_attempt_at <= ? THEN d.next_attempt_at END) AS oldest_due \
+             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.status = 'pending' AND e.status = 'enabled'",
         )
+        .bind(now)
+        .bind(now)
         .fetch_one(self.pool())
         .await?;
         let pending: i64 = row.try_get("pending")?;
+        let due: i64 = row.try_get("due")?;
         Ok(QueueStats {
             pending: u64::try_from(pending).unwrap_or(0),
             oldest_pending_created_at: time_of(&row, "oldest")?,
+            due: u64::try_from(due).unwrap_or(0),
+            oldest_due_at: time_of(&row, "oldest_due")?,
         })
     }
 

@@ -527,17 +527,23 @@ impl WebhookRepository for SqliteRepository {
         .await
     }
 
-    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
-        self.with_conn(|conn| {
-            let (pending, oldest): (i64, Option<String>) = conn.query_row(
-                "SELECT COUNT(*), MIN(d.created_at) FROM webhook_deliveries d JOIN webhook_endpoints e \
+    async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats, StoreError> {
+        let now = to_sqlite_text(now);
+        self.with_conn(move |conn| {
+            let (pending, oldest, due, oldest_due): (i64, Option<String>, Option<i64>, Option<String>) = conn
+                .query_row(
+                    "SELECT COUNT(*), MIN(d.created_at), SUM(d.next_attempt_at <= ?1), \
+                 MIN(CASE WHEN d.next_attempt_at <= ?1 THEN d.next_attempt_at END) \
+                 FROM webhook_deliveries d JOIN webhook_endpoints e \
                  ON e.id = d.endpoint_id WHERE d.status = 'pending' AND e.status = 'enabled'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+                    [now],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
             Ok(QueueStats {
                 pending: u64::try_from(pending).unwrap_or(0),
                 oldest_pending_created_at: time_of("queue", "created_at", oldest)?,
+                due: due.and_then(|d| u64::try_from(d).ok()).unwrap_or(0),
+                oldest_due_at: time_of("queue", "next_attempt_at", oldest_due)?,
             })
         })
         .await
