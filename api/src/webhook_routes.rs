@@ -215,8 +215,14 @@ fn url_error(e: UrlError) -> ApiError {
     ApiError::invalid(e.code(), "url", e.to_string())
 }
 
+/// Longest wait for the host's DNS answer while registering.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    state.webhook_policy.check(url).await.map(|u| u.to_string()).map_err(url_error)
+    match tokio::time::timeout(RESOLVE_TIMEOUT, state.webhook_policy.check(url)).await {
+        Ok(checked) => checked.map(|u| u.to_string()).map_err(url_error),
+        Err(_) => Err(url_error(UrlError::Unresolvable)),
+    }
 }
 
 fn checked_description(d: Option<String>) -> Result<String, ApiError> {
