@@ -30,6 +30,10 @@ use crate::signing::signature_header;
 const PREFETCH_FACTOR: usize = 4;
 /// Most outcomes written in one database transaction.
 const MAX_WRITE_BATCH: usize = 1000;
+/// Claims asked for by finishing attempts are at least this far apart, so
+/// a busy endpoint costs a database round trip per batch of attempts, not
+/// per attempt.
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(10);
 /// Longest kept text of an attempt's error.
 const MAX_ERROR_LEN: usize = 200;
 
@@ -100,7 +104,8 @@ impl Dispatcher {
             if shutdown.is_cancelled() {
                 break;
             }
-            if refresh || last_refresh.elapsed() >= self.poll_interval {
+            let since = last_refresh.elapsed();
+            if since >= self.poll_interval || (refresh && since >= MIN_REFRESH_GAP) {
                 refresh = false;
                 last_refresh = Instant::now();
                 match self.claim(&mut lanes, &in_flight_keys).await {
@@ -115,7 +120,8 @@ impl Dispatcher {
             }
             self.start_attempts(&mut lanes, &mut tasks, &mut total);
             lanes.retain(|_, lane| !lane.queue.is_empty() || lane.in_flight > 0);
-            let next_poll = tokio::time::Instant::from_std(last_refresh + self.poll_interval);
+            let wait = if refresh { MIN_REFRESH_GAP } else { self.poll_interval };
+            let next_poll = tokio::time::Instant::from_std(last_refresh + wait);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
