@@ -81,7 +81,7 @@ pub fn verify(secrets: &[String], r: &Received, now_unix: i64) -> Vec<usize> {
         .enumerate()
         .filter(|(_, s)| {
             let expected = expected_signature(s, &r.event_id, &r.timestamp, &r.body);
-            given.iter().any(|g| *g == expected)
+            given.contains(&expected)
         })
         .map(|(i, _)| i)
         .collect()
