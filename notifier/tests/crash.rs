@@ -41,10 +41,8 @@ fn spawn_notifier(url: &str, topic: &str, group: &str, log: &std::path::Path) ->
         .expect("notifier binary starts")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_left_undelivered_after_repeated_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
+async fn nothing_is_left_undelivered_after_repeated_kill_9(url: &str) {
+    let url = url.to_owned();
     let topic = unique("res");
     testkit::create_topics(&[(&topic, 3)]).await;
     let repo = transaction_store::open_webhooks(&url).await.unwrap();
@@ -118,4 +116,17 @@ async fn nothing_is_left_undelivered_after_repeated_kill_9() {
     eprintln!("{N} decisions, {received} requests received (repeats caused by the kills: {})", received - N);
     ra.stop();
     rb.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_left_undelivered_after_repeated_kill_9_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    nothing_is_left_undelivered_after_repeated_kill_9(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_left_undelivered_after_repeated_kill_9_on_mariadb() {
+    let url = transaction_store::mysql::create_scratch_database(&mysql_server(), "notifier_crash").await.unwrap();
+    nothing_is_left_undelivered_after_repeated_kill_9(&url).await;
+    transaction_store::mysql::drop_scratch_database(&url).await.unwrap();
 }
