@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -97,6 +98,12 @@ def load_secrets(args):
 
 def serve(port, secrets):
     seen = set()
+    lock = threading.Lock()  # requests are handled on threads
+
+    def emit(line):
+        with lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -107,25 +114,27 @@ def serve(port, secrets):
                 verify(secrets, msg_id, self.headers.get("webhook-timestamp"),
                        self.headers.get("webhook-signature"), body)
             except VerificationError as e:
-                print(f"REFUSED {msg_id or '-'}: {e}", flush=True)
+                emit(f"REFUSED {msg_id or '-'}: {e}")
                 self.send_response(400)
                 self.end_headers()
                 return
             self.send_response(204)
             self.end_headers()
-            if msg_id in seen:
-                print(f"duplicate {msg_id} (already processed)", flush=True)
+            with lock:
+                duplicate = msg_id in seen
+                seen.add(msg_id)
+            if duplicate:
+                emit(f"duplicate {msg_id} (already processed)")
                 return
-            seen.add(msg_id)
             event = json.loads(body)
             data = event.get("data", {})
-            print(f"verified {msg_id} {event.get('type')} {data.get('id')} {data.get('amount')} "
-                  f"{data.get('card_masked')} {data.get('error_message') or ''}".rstrip(), flush=True)
+            emit(f"verified {msg_id} {event.get('type')} {data.get('id')} {data.get('amount')} "
+                 f"{data.get('card_masked')} {data.get('error_message') or ''}".rstrip())
 
         def log_message(self, *args):
             pass
 
-    print(f"webhook receiver on http://127.0.0.1:{port}/ ({len(secrets)} secret(s))", flush=True)
+    emit(f"webhook receiver on http://127.0.0.1:{port}/ ({len(secrets)} secret(s))")
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
