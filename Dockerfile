@@ -3,6 +3,7 @@
 #   docker build --target processor -t gateway-processor .
 #   docker build --target api       -t gateway-api .
 #   docker build --target dashboard -t gateway-dashboard .
+#   docker build --target notifier  -t gateway-notifier .
 # The builder stage is shared, so the second and third builds reuse it.
 # Runtime: debian:bookworm-slim (the binaries link glibc, zlib and OpenSSL), user
 # 10001, no shell needed by the services; curl is there for healthchecks.
@@ -21,12 +22,13 @@ COPY api api
 COPY dashboard dashboard
 COPY benches benches
 COPY testkit testkit
+COPY notifier notifier
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p processor -p api -p dashboard \
-      --bin processor --bin api --bin dashboard \
+    cargo build --release --locked -p processor -p api -p dashboard -p notifier \
+      --bin processor --bin api --bin dashboard --bin notifier \
  && mkdir -p /out \
- && cp target/release/processor target/release/api target/release/dashboard /out/
+ && cp target/release/processor target/release/api target/release/dashboard target/release/notifier /out/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -56,3 +58,9 @@ COPY --from=builder /out/dashboard /usr/local/bin/dashboard
 ENV HTTP_ADDR=0.0.0.0:8081
 EXPOSE 8081
 ENTRYPOINT ["/usr/local/bin/dashboard"]
+
+FROM runtime AS notifier
+COPY --from=builder /out/notifier /usr/local/bin/notifier
+ENV HTTP_ADDR=0.0.0.0:9102
+EXPOSE 9102
+ENTRYPOINT ["/usr/local/bin/notifier"]

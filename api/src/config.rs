@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
 
+    /// DEVELOPMENT ONLY: accept http:// webhook URLs on loopback
+    /// (127.0.0.1, ::1, localhost). Production accepts public https URLs only.
+    #[arg(long, env = "WEBHOOK_ALLOW_LOOPBACK_HTTP", default_value_t = false)]
+    pub webhook_allow_loopback_http: bool,
+
     /// Extra librdkafka producer properties, `key=value;key=value` (`;` separates: values such as `debug=a,b` hold commas).
     #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';')]
     pub kafka_options: Vec<String>,
@@ -103,6 +108,7 @@ impl Config {
             rate_limit_per_second: 200.0,
             rate_limit_burst: 1000.0,
             auth_failures_per_minute: 20,
+            webhook_allow_loopback_http: false,
             kafka_options: Vec::new(),
         }
     }
@@ -125,6 +131,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("webhook_allow_loopback_http", &self.webhook_allow_loopback_http)
             .field(
                 "kafka_options",
                 &self.kafka_options.iter().map(|o| o.split('=').next().unwrap_or("")).collect::<Vec<_>>(),

@@ -31,6 +31,7 @@ pub mod state;
 pub mod transaction_ids;
 pub mod transaction_resource;
 pub mod transaction_routes;
+pub mod webhook_routes;
 
 pub use config::Config;
 pub use startup::{Application, StartupError};

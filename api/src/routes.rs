@@ -10,7 +10,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::metrics::track_http;
 use crate::state::AppState;
-use crate::{admin_routes, health_routes, request_id, transaction_routes as tx};
+use crate::{admin_routes, health_routes, request_id, transaction_routes as tx, webhook_routes};
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let metrics = Arc::clone(&state.metrics);
@@ -19,6 +19,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/transactions/batch", post(tx::post_batch))
         .route("/v1/transactions/{id}", get(tx::get_transaction))
         .merge(admin_routes::router())
+        .merge(webhook_routes::router())
         .route("/healthz", get(health_routes::healthz))
         .route("/readyz", get(health_routes::readyz))
         .route("/metrics", get(health_routes::metrics))

@@ -91,6 +91,7 @@ impl Application {
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
             operator_token: config.operator_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
             max_batch_items: config.max_batch_items,
+            webhook_policy: notifier::url_policy::UrlPolicy { allow_loopback_http: config.webhook_allow_loopback_http },
         };
         if state.operator_token.is_none() {
             tracing::info!("OPERATOR_TOKEN is not set: the admin endpoints are disabled");

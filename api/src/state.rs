@@ -26,6 +26,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub operator_token: Option<OperatorToken>,
     pub max_batch_items: usize,
+    /// Which webhook URLs merchants may register (https, public addresses).
+    pub webhook_policy: notifier::url_policy::UrlPolicy,
 }
 
 /// Whole seconds for Retry-After, at least one.

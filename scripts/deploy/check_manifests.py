@@ -27,7 +27,7 @@ import sys
 
 import yaml
 
-SERVICES = {"processor": 9101, "api": 8080, "dashboard": 8081}
+SERVICES = {"processor": 9101, "api": 8080, "dashboard": 8081, "notifier": 9102}
 PUBLIC = {"api", "dashboard"}
 SECRET_WORDS = ("PASSWORD", "TOKEN", "KEY", "URL")
 

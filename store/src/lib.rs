@@ -14,6 +14,7 @@ mod repository;
 pub mod row;
 pub mod sqlite;
 mod timestamp;
+pub mod webhooks;
 
 pub use open_retry::open_with_retry;
 pub use timestamp::{storable_utc, truncate_to_micros};
@@ -25,6 +26,7 @@ pub use accounts::{Account, AccountRepository, AccountStatus};
 pub use error::{FailureKind, StoreError};
 pub use idempotency::{IdempotencyBegin, IdempotencyRepository, IdempotencyTimes, StoredResponse};
 pub use repository::TransactionRepository;
+pub use webhooks::WebhookRepository;
 
 /// Opens the repository named by `url` and brings its schema up to date.
 pub async fn open(url: &str) -> Result<Arc<dyn TransactionRepository>, StoreError> {
@@ -49,6 +51,18 @@ pub async fn open_accounts(url: &str) -> Result<Arc<dyn AccountRepository>, Stor
     }
 }
 
+/// The webhook endpoints and delivery outbox named by `url` (same URLs as
+/// [`open`]), schema brought up to date.
+pub async fn open_webhooks(url: &str) -> Result<Arc<dyn WebhookRepository>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteRepository::open(url).await?))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Ok(Arc::new(mysql::MySqlRepository::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
 /// Everything the API keeps, in one database: accounts, the transactions it
 /// accepted (joined with the processor's decisions) and idempotency keys.
 #[derive(Clone)]
@@ -57,16 +71,29 @@ pub struct ApiStore {
     pub accepted: Arc<dyn AcceptedRepository>,
     pub idempotency: Arc<dyn IdempotencyRepository>,
     pub transactions: Arc<dyn TransactionRepository>,
+    pub webhooks: Arc<dyn WebhookRepository>,
 }
 
 /// Opens the API's store named by `url` (same URLs as [`open`]).
 pub async fn open_api_store(url: &str) -> Result<ApiStore, StoreError> {
     if url.starts_with("sqlite:") {
         let repo = Arc::new(sqlite::SqliteRepository::open(url).await?);
-        Ok(ApiStore { accounts: repo.clone(), accepted: repo.clone(), idempotency: repo.clone(), transactions: repo })
+        Ok(ApiStore {
+            accounts: repo.clone(),
+            accepted: repo.clone(),
+            idempotency: repo.clone(),
+            webhooks: repo.clone(),
+            transactions: repo,
+        })
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         let repo = Arc::new(mysql::MySqlRepository::connect(url).await?);
-        Ok(ApiStore { accounts: repo.clone(), accepted: repo.clone(), idempotency: repo.clone(), transactions: repo })
+        Ok(ApiStore {
+            accounts: repo.clone(),
+            accepted: repo.clone(),
+            idempotency: repo.clone(),
+            webhooks: repo.clone(),
+            transactions: repo,
+        })
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

@@ -3,6 +3,7 @@
 mod accepted;
 mod accounts;
 mod idempotency;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::str::FromStr;

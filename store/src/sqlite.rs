@@ -3,6 +3,7 @@
 mod accepted;
 mod accounts;
 mod idempotency;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_accepted_transactions.sql"),
     include_str!("../migrations/sqlite/0004_idempotency_keys.sql"),
     include_str!("../migrations/sqlite/0005_undelivered_intents.sql"),
+    // 0006 is reserved for another change; keep this list in file order.
+    include_str!("../migrations/sqlite/0007_webhooks.sql"),
 ];
 
 const COLUMNS: &str = "id, account_id, amount_cents, status, error_message, card_brand, \
