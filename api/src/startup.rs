@@ -1,10 +1,11 @@
 //! Builds the API from its configuration and runs it until stopped.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
+use service_runtime::client_ip::TrustedProxies;
+use service_runtime::dev_keys::{self, DevKeyError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use transaction_model::{SecretHasher, WeakSecretKey};
@@ -21,8 +22,9 @@ use crate::rate_limit::RateLimiter;
 use crate::routes;
 use crate::state::AppState;
 
-/// Used only when no SECRET_HASH_KEY is configured, with a warning: secrets
-/// hashed with it are only as safe as this public string.
+/// Used only in development mode (`--development`) when no SECRET_HASH_KEY
+/// is configured: secrets hashed with it are only as safe as this public
+/// string. Without the flag the API refuses to start instead.
 pub const DEVELOPMENT_SECRET_HASH_KEY: &str = "development-only-secret-hash-key";
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     WeakKey(#[from] WeakSecretKey),
+    #[error(transparent)]
+    DevelopmentKey(#[from] DevKeyError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stopped before start-up finished")]
@@ -55,10 +59,18 @@ pub fn secret_hasher(key: Option<&str>) -> Result<SecretHasher, WeakSecretKey> {
     }
 }
 
+/// The hasher of `serve` and the CLI: refuses a missing or published key
+/// unless `development` is set.
+pub fn checked_secret_hasher(key: Option<&str>, development: bool) -> Result<SecretHasher, StartupError> {
+    dev_keys::require("SECRET_HASH_KEY", key, development)?;
+    Ok(secret_hasher(key)?)
+}
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    limits: service_runtime::http_server::HttpLimits,
 }
 
 impl Application {
@@ -70,7 +82,12 @@ impl Application {
             return Err(StartupError::Config("RATE_LIMIT_PER_SECOND must be > 0 and RATE_LIMIT_BURST >= 1".into()));
         }
         config.extra_kafka_options().map_err(StartupError::Config)?;
-        let hasher = secret_hasher(config.secret_hash_key.as_deref())?;
+        config.http_limits().validate().map_err(StartupError::Config)?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
+        let hasher = checked_secret_hasher(config.secret_hash_key.as_deref(), config.development)?;
+        if let Some(token) = config.operator_token.as_deref() {
+            dev_keys::require("OPERATOR_TOKEN", Some(token), config.development)?;
+        }
         let mut store = open_store(&config.database_url, shutdown).await?;
         store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
         let publisher = Publisher::new(&config)?;
@@ -79,9 +96,13 @@ impl Application {
             hasher,
             publisher,
             metrics: Arc::new(Metrics::new()),
-            auth_failures: Arc::new(FailedAuthLimiter::new(config.auth_failures_per_minute)),
+            auth_failures: Arc::new(FailedAuthLimiter::new(
+                config.auth_failures_per_minute,
+                config.account_auth_failures_per_minute,
+            )),
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
             operator_token: config.operator_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
+            trusted_proxies: Arc::new(trusted_proxies),
             max_batch_items: config.max_batch_items,
         };
         if state.operator_token.is_none() {
@@ -89,7 +110,7 @@ impl Application {
         }
         let listener = TcpListener::bind(config.http_addr).await?;
         let router = routes::router(state.clone(), config.max_body_bytes);
-        Ok(Application { listener, router, state })
+        Ok(Application { listener, router, state, limits: config.http_limits() })
     }
 
     /// The HTTP port (useful when configured as port 0).
@@ -104,9 +125,8 @@ impl Application {
     /// Serves until `shutdown` is cancelled; requests in flight finish first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         tokio::spawn(housekeeping::run(self.state.clone(), shutdown.clone()));
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result =
-            axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+            service_runtime::http_server::serve(self.listener, self.router, self.limits, shutdown.clone()).await;
         shutdown.cancel();
         let publisher = self.state.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await;
