@@ -20,9 +20,15 @@ pub struct Config {
     #[arg(long, env = "TRANSACTIONS_TOPIC", default_value = "transactions")]
     pub transactions_topic: String,
 
-    /// Address of the REST API, /healthz, /readyz and /metrics.
+    /// Address of the merchants' REST API (/v1/transactions), /healthz and
+    /// /openapi.yaml: the one the Ingress exposes.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+
+    /// Internal address of /v1/admin, /metrics, /readyz and /healthz; never
+    /// routed by the Ingress (cluster-internal, or loopback).
+    #[arg(long, env = "ADMIN_HTTP_ADDR", default_value = "127.0.0.1:9180")]
+    pub admin_http_addr: SocketAddr,
 
     /// HMAC key for merchant secrets (and idempotency fingerprints), at
     /// least 16 bytes. Without it a development key is used and a warning is
@@ -30,9 +36,10 @@ pub struct Config {
     #[arg(long, env = "SECRET_HASH_KEY", hide_env_values = true)]
     pub secret_hash_key: Option<String>,
 
-    /// Bearer token of the /v1/admin endpoints; without it they answer 403.
-    #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
-    pub operator_token: Option<String>,
+    /// Bearer token of the /v1/admin endpoints, distinct from the
+    /// dashboard's OPERATOR_TOKEN; without it they answer 403.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// Longest wait for the broker's delivery report before answering 503.
     #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
@@ -88,7 +95,7 @@ pub struct Config {
     pub http_max_concurrent_requests: usize,
 
     /// Development mode: allows a missing or published development
-    /// SECRET_HASH_KEY / OPERATOR_TOKEN (never in production).
+    /// SECRET_HASH_KEY / ADMIN_TOKEN (never in production).
     #[arg(long, env = "GATEWAY_DEVELOPMENT")]
     pub development: bool,
 
@@ -125,8 +132,9 @@ impl Config {
             database_url: database_url.into(),
             transactions_topic: transactions_topic.into(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             secret_hash_key: None,
-            operator_token: None,
+            admin_token: None,
             delivery_timeout_ms: 5000,
             max_body_bytes: 1024 * 1024,
             max_batch_items: 500,
@@ -152,8 +160,9 @@ impl std::fmt::Debug for Config {
             .field("database_url", &transaction_store::redact_url(&self.database_url))
             .field("transactions_topic", &self.transactions_topic)
             .field("http_addr", &self.http_addr)
+            .field("admin_http_addr", &self.admin_http_addr)
             .field("secret_hash_key", &self.secret_hash_key.as_ref().map(|_| "<redacted>"))
-            .field("operator_token", &self.operator_token.as_ref().map(|_| "<redacted>"))
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("delivery_timeout_ms", &self.delivery_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_batch_items", &self.max_batch_items)

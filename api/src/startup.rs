@@ -69,6 +69,9 @@ pub fn checked_secret_hasher(key: Option<&str>, development: bool) -> Result<Sec
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// The internal listener: admin API, metrics, readiness.
+    admin_listener: TcpListener,
+    admin_router: axum::Router,
     state: AppState,
     limits: service_runtime::http_server::HttpLimits,
 }
@@ -85,8 +88,8 @@ impl Application {
         config.http_limits().validate().map_err(StartupError::Config)?;
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
         let hasher = checked_secret_hasher(config.secret_hash_key.as_deref(), config.development)?;
-        if let Some(token) = config.operator_token.as_deref() {
-            dev_keys::require("OPERATOR_TOKEN", Some(token), config.development)?;
+        if let Some(token) = config.admin_token.as_deref() {
+            dev_keys::require("ADMIN_TOKEN", Some(token), config.development)?;
         }
         let mut store = open_store(&config.database_url, shutdown).await?;
         store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
@@ -101,21 +104,28 @@ impl Application {
                 config.account_auth_failures_per_minute,
             )),
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
-            operator_token: config.operator_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
+            operator_token: config.admin_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
             trusted_proxies: Arc::new(trusted_proxies),
             max_batch_items: config.max_batch_items,
         };
         if state.operator_token.is_none() {
-            tracing::info!("OPERATOR_TOKEN is not set: the admin endpoints are disabled");
+            tracing::info!("ADMIN_TOKEN is not set: the admin endpoints are disabled");
         }
         let listener = TcpListener::bind(config.http_addr).await?;
+        let admin_listener = TcpListener::bind(config.admin_http_addr).await?;
         let router = routes::router(state.clone(), config.max_body_bytes);
-        Ok(Application { listener, router, state, limits: config.http_limits() })
+        let admin_router = routes::internal_router(state.clone(), config.max_body_bytes);
+        Ok(Application { listener, router, admin_listener, admin_router, state, limits: config.http_limits() })
     }
 
     /// The HTTP port (useful when configured as port 0).
     pub fn http_port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The internal port of /v1/admin, /metrics and /readyz.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -125,8 +135,20 @@ impl Application {
     /// Serves until `shutdown` is cancelled; requests in flight finish first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         tokio::spawn(housekeeping::run(self.state.clone(), shutdown.clone()));
+        let internal = tokio::spawn(service_runtime::http_server::serve(
+            self.admin_listener,
+            self.admin_router,
+            self.limits,
+            shutdown.clone(),
+        ));
         let result =
             service_runtime::http_server::serve(self.listener, self.router, self.limits, shutdown.clone()).await;
+        shutdown.cancel();
+        match internal.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "internal listener failed"),
+            Err(e) => tracing::error!(error = %e, "internal listener task failed"),
+            Ok(Ok(())) => {}
+        }
         shutdown.cancel();
         let publisher = self.state.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await;

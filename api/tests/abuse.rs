@@ -187,7 +187,7 @@ async fn readiness_answers_carry_no_internal_error_text() {
     let (mut config, dir) = sqlite_config().await;
     config.kafka_brokers = "127.0.0.1:1".into(); // nothing listens there
     let app = spawn_with(config, Some(dir)).await;
-    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let r = app.client.get(app.internal_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body, json!({"database": "ok", "broker": "unavailable"}));
@@ -206,7 +206,7 @@ async fn the_api_refuses_development_keys_without_the_development_flag() {
     assert!(matches!(build(missing).await, Err(StartupError::DevelopmentKey(_))));
     let published = Config { secret_hash_key: Some("dev-only-secret-hash-key-change-me".into()), ..production.clone() };
     assert!(matches!(build(published).await, Err(StartupError::DevelopmentKey(_))));
-    let operator = Config { operator_token: Some("dev-only-operator-token-change-me".into()), ..production.clone() };
+    let operator = Config { admin_token: Some("dev-only-operator-token-change-me".into()), ..production.clone() };
     assert!(matches!(build(operator).await, Err(StartupError::DevelopmentKey(_))));
     // Real keys start; so does the development fallback when asked for.
     assert!(build(production).await.is_ok());
@@ -231,7 +231,7 @@ fn help_and_debug_never_show_secrets() {
         .env("KAFKA_OPTIONS", "sasl.password=kafka-hunter2")
         .env("DATABASE_URL", "mysql://gateway:db-hunter2@db:3306/gateway")
         .env("SECRET_HASH_KEY", "secret-hunter2-secret-hunter2")
-        .env("OPERATOR_TOKEN", "operator-hunter2-operator")
+        .env("ADMIN_TOKEN", "operator-hunter2-operator")
         .output()
         .expect("api --help runs");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -240,7 +240,22 @@ fn help_and_debug_never_show_secrets() {
     let mut config = Config::local("mysql://gateway:db-hunter2@db:3306/gateway", "t");
     config.kafka_options = vec!["sasl.password=kafka-hunter2".into()];
     config.secret_hash_key = Some("secret-hunter2-secret-hunter2".into());
-    config.operator_token = Some("operator-hunter2-operator".into());
+    config.admin_token = Some("operator-hunter2-operator".into());
     let debug = format!("{config:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_metrics_and_readiness_are_only_on_the_internal_listener() {
+    let app = spawn_sqlite().await;
+    for path in ["/v1/admin/accounts", "/metrics", "/readyz"] {
+        let r = app.client.get(app.url(path)).bearer_auth(OPERATOR).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path} must not be public");
+    }
+    let r = app.client.get(app.internal_url("/v1/admin/accounts")).bearer_auth(OPERATOR).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.client.get(app.internal_url("/metrics")).send().await.unwrap().status(), 200);
+    // The merchants' API is not on the internal listener.
+    assert_eq!(app.client.get(app.internal_url("/v1/transactions")).send().await.unwrap().status(), 404);
+    app.stop().await;
 }

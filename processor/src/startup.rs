@@ -14,8 +14,9 @@ use crate::kafka;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Topics};
 
-/// Used only when no CARD_HASH_KEY is configured, with a warning: hashes
-/// made with it are not secret.
+/// Used only in development mode (`GATEWAY_DEVELOPMENT=1`) when no
+/// CARD_HASH_KEY is configured: hashes made with it are not secret. Without
+/// that flag a missing or published key stops the start.
 const DEVELOPMENT_CARD_HASH_KEY: &[u8] = b"development-only-card-hash-key";
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,12 @@ impl Application {
             return Err(StartupError::Config("batch size must be at least 1".into()));
         }
         config.extra_kafka_options().map_err(StartupError::Config)?;
+        service_runtime::dev_keys::require(
+            "CARD_HASH_KEY",
+            config.card_hash_key.as_deref(),
+            service_runtime::dev_keys::development_from_env(),
+        )
+        .map_err(|e| StartupError::Config(e.to_string()))?;
         let hasher = match &config.card_hash_key {
             Some(key) => CardHasher::new(key.as_bytes())?,
             None => {

@@ -28,6 +28,8 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
 
 pub struct TestApp {
     pub base: String,
+    /// The internal listener: admin API, metrics, readiness.
+    pub internal: String,
     pub client: reqwest::Client,
     pub topic: String,
     pub database_url: String,
@@ -56,7 +58,7 @@ pub async fn sqlite_config() -> (Config, tempfile::TempDir) {
     let mut config = Config::local(&url, &topic);
     config.kafka_brokers = brokers();
     config.secret_hash_key = Some(SECRET_KEY.into());
-    config.operator_token = Some(OPERATOR.into());
+    config.admin_token = Some(OPERATOR.into());
     (config, dir)
 }
 
@@ -71,6 +73,7 @@ pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestA
     let database_url = config.database_url.clone();
     let app = Application::build(config, &shutdown).await.expect("api builds");
     let port = app.http_port();
+    let admin_port = app.admin_port();
     let token = shutdown.clone();
     let running = Running::spawn(shutdown, port, async move {
         app.run_until_stopped(token).await.expect("api runs");
@@ -78,6 +81,7 @@ pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestA
     let store = transaction_store::open_api_store(&database_url).await.expect("store");
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
+        internal: format!("http://127.0.0.1:{admin_port}"),
         client: reqwest::Client::new(),
         topic,
         database_url,
@@ -94,6 +98,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A URL on the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("{}{path}", self.internal)
     }
 
     pub async fn merchant(&self, id: &str) -> Merchant {
