@@ -32,7 +32,7 @@ pub enum DevKeyError {
 /// surrounding whitespace).
 pub fn is_known_development_key(value: &str) -> bool {
     let value = value.trim();
-    KNOWN_DEVELOPMENT_KEYS.iter().any(|k| *k == value)
+    KNOWN_DEVELOPMENT_KEYS.contains(&value)
 }
 
 /// Checks one secret. Outside development mode a missing or published key is
