@@ -1,8 +1,6 @@
 //! Merchant authentication: `Authorization: Basic base64(account_id:secret)`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::STANDARD;
@@ -18,12 +16,6 @@ use crate::state::AppState;
 #[derive(Clone, Debug)]
 pub struct AuthenticatedMerchant {
     pub account_id: AccountId,
-}
-
-/// The peer address; unknown (tests driving the router directly) counts as
-/// one shared address.
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 /// `(account id text, secret)` from a Basic header, if well-formed.
@@ -46,11 +38,11 @@ impl FromRequestParts<AppState> for AuthenticatedMerchant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts);
-        state.check_auth_failures(ip)?;
+        // Credentials first: a valid one is never refused because others
+        // failed from the same address or for the same account.
         let Some((id, secret)) = basic_credentials(parts) else {
-            state.record_auth_failure(ip, "missing_or_malformed");
-            return Err(ApiError::Unauthenticated);
+            let ip = state.client_ip(parts);
+            return Err(state.auth_failed(ip, None, "missing_or_malformed", ApiError::Unauthenticated));
         };
         let account = match AccountId::try_from(id.as_str()) {
             Ok(account_id) => state.store.accounts.find_account(&account_id).await?,
@@ -61,8 +53,8 @@ impl FromRequestParts<AppState> for AuthenticatedMerchant {
         let account = match account {
             Some(a) if verified => a,
             _ => {
-                state.record_auth_failure(ip, "invalid_credentials");
-                return Err(ApiError::Unauthenticated);
+                let ip = state.client_ip(parts);
+                return Err(state.auth_failed(ip, Some(&id), "invalid_credentials", ApiError::Unauthenticated));
             }
         };
         // Only after the secret verified: otherwise 403 would tell a guesser
@@ -71,6 +63,9 @@ impl FromRequestParts<AppState> for AuthenticatedMerchant {
             state.metrics.auth_failures.with_label_values(&["account_disabled"]).inc();
             return Err(ApiError::Forbidden { code: "account_disabled", message: "this account is disabled".into() });
         }
+        // Every authenticated request costs one token (reads and refused
+        // requests too); a batch pays for its other items in its handler.
+        state.charge_rate(&account.id, 1)?;
         Ok(AuthenticatedMerchant { account_id: account.id })
     }
 }

@@ -33,6 +33,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
+    } else if timed_out(&rejection) {
+        ApiError::BodyTimeout
     } else {
         ApiError::BadRequest {
             code: "unreadable_body",
@@ -40,6 +42,19 @@ fn body_error(rejection: BytesRejection) -> ApiError {
             param: None,
         }
     }
+}
+
+/// Whether reading stopped because the body paused longer than the server's
+/// body timeout (`HTTP_BODY_TIMEOUT_MS`).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Parses a body. Syntax errors are 400; well-formed JSON of the wrong shape

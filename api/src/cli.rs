@@ -35,6 +35,10 @@ pub struct AccountsArgs {
     #[arg(long, env = "SECRET_HASH_KEY", hide_env_values = true, global = true)]
     pub secret_hash_key: Option<String>,
 
+    /// Development mode: allows a missing or published development key.
+    #[arg(long, env = "GATEWAY_DEVELOPMENT", global = true)]
+    pub development: bool,
+
     #[command(subcommand)]
     pub command: AccountsCommand,
 }
@@ -76,12 +80,15 @@ pub enum CliError {
     Store(#[from] transaction_store::StoreError),
     #[error(transparent)]
     Key(#[from] transaction_model::WeakSecretKey),
+    #[error(transparent)]
+    DevelopmentKey(#[from] service_runtime::dev_keys::DevKeyError),
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Runs an `accounts` subcommand, writing its output to `out`.
 pub async fn run_accounts(args: AccountsArgs, out: &mut impl Write) -> Result<(), CliError> {
+    service_runtime::dev_keys::require("SECRET_HASH_KEY", args.secret_hash_key.as_deref(), args.development)?;
     let hasher = secret_hasher(args.secret_hash_key.as_deref())?;
     let repo = transaction_store::open_accounts(&args.database_url).await?;
     let admin = AccountAdmin { repo, hasher };

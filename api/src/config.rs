@@ -21,9 +21,15 @@ pub struct Config {
     #[arg(long, env = "TRANSACTIONS_TOPIC", default_value = "transactions")]
     pub transactions_topic: String,
 
-    /// Address of the REST API, /healthz, /readyz and /metrics.
+    /// Address of the merchants' REST API (/v1/transactions), /healthz and
+    /// /openapi.yaml: the one the Ingress exposes.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+
+    /// Internal address of /v1/admin, /metrics, /readyz and /healthz; never
+    /// routed by the Ingress (cluster-internal, or loopback).
+    #[arg(long, env = "ADMIN_HTTP_ADDR", default_value = "127.0.0.1:9180")]
+    pub admin_http_addr: SocketAddr,
 
     /// HMAC key for merchant secrets (and idempotency fingerprints), at
     /// least 16 bytes. Without it a development key is used and a warning is
@@ -43,9 +49,10 @@ pub struct Config {
     #[arg(long, env = "CARD_ENCRYPTION_KEYS_FILE")]
     pub card_encryption_keys_file: Option<PathBuf>,
 
-    /// Bearer token of the /v1/admin endpoints; without it they answer 403.
-    #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
-    pub operator_token: Option<String>,
+    /// Bearer token of the /v1/admin endpoints, distinct from the
+    /// dashboard's OPERATOR_TOKEN; without it they answer 403.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// Longest wait for the broker's delivery report before answering 503.
     #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
@@ -67,7 +74,8 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 1000.0)]
     pub rate_limit_burst: f64,
 
-    /// Failed authentications allowed per client IP per minute before 429.
+    /// Failed authentications allowed per client address per minute (per
+    /// replica); more are answered 429. Valid credentials are never refused.
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
 
@@ -75,9 +83,42 @@ pub struct Config {
     /// (127.0.0.1, ::1, localhost). Production accepts public https URLs only.
     #[arg(long, env = "WEBHOOK_ALLOW_LOOPBACK_HTTP", default_value_t = false)]
     pub webhook_allow_loopback_http: bool,
+    /// Failed authentications allowed per account id (and for the admin
+    /// token) per minute, from all clients together (per replica).
+    #[arg(long, env = "ACCOUNT_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub account_auth_failures_per_minute: u32,
+
+    /// Proxies whose `X-Forwarded-For` is believed, comma-separated CIDR
+    /// ranges or addresses (the ingress controller's pods). Empty: the TCP
+    /// peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// A connection must send a complete request head within this many
+    /// seconds (new or kept-alive); idle and slow-header connections close.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_idle_timeout_secs: u64,
+
+    /// Longest pause while a request body arrives, in milliseconds.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_body_timeout_ms: u64,
+
+    /// Requests not answered within this many seconds get 503.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_request_timeout_secs: u64,
+
+    /// Requests served at once by this process; more wait for a slot.
+    #[arg(long, env = "HTTP_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub http_max_concurrent_requests: usize,
+
+    /// Development mode: allows a missing or published development
+    /// SECRET_HASH_KEY / ADMIN_TOKEN (never in production).
+    #[arg(long, env = "GATEWAY_DEVELOPMENT")]
+    pub development: bool,
 
     /// Extra librdkafka producer properties, `key=value;key=value` (`;` separates: values such as `debug=a,b` hold commas).
-    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';')]
+    /// Delivery-critical ones (acks, …) are refused. (Hidden from --help: it may hold passwords.)
+    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';', hide_env_values = true)]
     pub kafka_options: Vec<String>,
 }
 
@@ -86,22 +127,33 @@ impl Config {
         Duration::from_millis(self.delivery_timeout_ms)
     }
 
+    pub fn http_limits(&self) -> service_runtime::http_server::HttpLimits {
+        service_runtime::http_server::HttpLimits {
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_secs),
+            body_timeout: Duration::from_millis(self.http_body_timeout_ms),
+            request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+            max_concurrent_requests: self.http_max_concurrent_requests,
+        }
+    }
+
     /// Parses `kafka_options` into pairs.
     pub fn extra_kafka_options(&self) -> Result<Vec<(String, String)>, String> {
         service_runtime::kafka_options::parse(&self.kafka_options)
     }
 
-    /// Defaults for tests and tools: everything local, port 0.
+    /// Defaults for tests and tools: everything local, port 0, development
+    /// mode (a missing SECRET_HASH_KEY falls back to the development key).
     pub fn local(database_url: &str, transactions_topic: &str) -> Self {
         Config {
             kafka_brokers: "127.0.0.1:9092".into(),
             database_url: database_url.into(),
             transactions_topic: transactions_topic.into(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             secret_hash_key: None,
             card_encryption_keys: None,
             card_encryption_keys_file: None,
-            operator_token: None,
+            admin_token: None,
             delivery_timeout_ms: 5000,
             max_body_bytes: 1024 * 1024,
             max_batch_items: 500,
@@ -109,6 +161,13 @@ impl Config {
             rate_limit_burst: 1000.0,
             auth_failures_per_minute: 20,
             webhook_allow_loopback_http: false,
+            account_auth_failures_per_minute: 10,
+            trusted_proxies: Vec::new(),
+            http_idle_timeout_secs: 30,
+            http_body_timeout_ms: 10_000,
+            http_request_timeout_secs: 30,
+            http_max_concurrent_requests: 1024,
+            development: true,
             kafka_options: Vec::new(),
         }
     }
@@ -121,10 +180,11 @@ impl std::fmt::Debug for Config {
             .field("database_url", &transaction_store::redact_url(&self.database_url))
             .field("transactions_topic", &self.transactions_topic)
             .field("http_addr", &self.http_addr)
+            .field("admin_http_addr", &self.admin_http_addr)
             .field("secret_hash_key", &self.secret_hash_key.as_ref().map(|_| "<redacted>"))
             .field("card_encryption_keys", &self.card_encryption_keys.as_ref().map(|_| "<redacted>"))
             .field("card_encryption_keys_file", &self.card_encryption_keys_file)
-            .field("operator_token", &self.operator_token.as_ref().map(|_| "<redacted>"))
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("delivery_timeout_ms", &self.delivery_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_batch_items", &self.max_batch_items)
@@ -132,6 +192,10 @@ impl std::fmt::Debug for Config {
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("webhook_allow_loopback_http", &self.webhook_allow_loopback_http)
+            .field("account_auth_failures_per_minute", &self.account_auth_failures_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("http_limits", &self.http_limits())
+            .field("development", &self.development)
             .field(
                 "kafka_options",
                 &self.kafka_options.iter().map(|o| o.split('=').next().unwrap_or("")).collect::<Vec<_>>(),

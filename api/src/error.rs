@@ -20,6 +20,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("request body must be application/json")]
     UnsupportedMediaType,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("missing or invalid credentials")]
     Unauthenticated,
     #[error("missing or invalid operator token")]
@@ -73,6 +75,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated | ApiError::OperatorUnauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -92,6 +95,7 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => ("invalid_request_error", "payload_too_large", None),
             ApiError::UnsupportedMediaType => ("invalid_request_error", "unsupported_media_type", None),
+            ApiError::BodyTimeout => ("invalid_request_error", "request_timeout", None),
             ApiError::Unauthenticated => ("authentication_error", "invalid_credentials", None),
             ApiError::OperatorUnauthenticated => ("authentication_error", "invalid_operator_token", None),
             ApiError::Forbidden { code, .. } => ("permission_error", *code, None),

@@ -16,7 +16,8 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers and the broker knows the topic.
+/// Ready when the database answers and the broker knows the topic. The
+/// answer says only `ok` / `unavailable` per dependency; the reason is logged.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let timeout = Duration::from_secs(2);
     let database = match tokio::time::timeout(timeout, state.store.transactions.ping()).await {
@@ -26,11 +27,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     let broker = state.publisher.check_broker(timeout).await;
     let status = if database.is_ok() && broker.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let show = |r: &Result<(), String>| match r {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => e.clone(),
+    let show = |what: &str, r: &Result<(), String>| match r {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(dependency = what, error = %e, "not ready");
+            "unavailable"
+        }
     };
-    (status, Json(json!({ "database": show(&database), "broker": show(&broker) })))
+    (status, Json(json!({ "database": show("database", &database), "broker": show("broker", &broker) })))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::auth_failures::ADMIN_KEY;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -46,15 +47,13 @@ impl FromRequestParts<AppState> for Operator {
                 message: "the admin API is disabled: no OPERATOR_TOKEN is configured".into(),
             });
         };
-        let ip = crate::auth::client_ip(parts);
-        state.check_auth_failures(ip)?;
         let presented =
             parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         match presented {
             Some(token) if expected.matches(token.trim()) => Ok(Operator),
             _ => {
-                state.record_auth_failure(ip, "operator_token");
-                Err(ApiError::OperatorUnauthenticated)
+                let ip = state.client_ip(parts);
+                Err(state.auth_failed(ip, Some(ADMIN_KEY), "operator_token", ApiError::OperatorUnauthenticated))
             }
         }
     }

@@ -1,11 +1,12 @@
 //! Builds the API from its configuration and runs it until stopped.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use card_envelope::SharedKeyring;
 use rdkafka::error::KafkaError;
+use service_runtime::client_ip::TrustedProxies;
+use service_runtime::dev_keys::{self, DevKeyError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use transaction_model::{SecretHasher, WeakSecretKey};
@@ -23,8 +24,9 @@ use crate::rate_limit::RateLimiter;
 use crate::routes;
 use crate::state::AppState;
 
-/// Used only when no SECRET_HASH_KEY is configured, with a warning: secrets
-/// hashed with it are only as safe as this public string.
+/// Used only in development mode (`--development`) when no SECRET_HASH_KEY
+/// is configured: secrets hashed with it are only as safe as this public
+/// string. Without the flag the API refuses to start instead.
 pub const DEVELOPMENT_SECRET_HASH_KEY: &str = "development-only-secret-hash-key";
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     WeakKey(#[from] WeakSecretKey),
+    #[error(transparent)]
+    DevelopmentKey(#[from] DevKeyError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stopped before start-up finished")]
@@ -57,10 +61,21 @@ pub fn secret_hasher(key: Option<&str>) -> Result<SecretHasher, WeakSecretKey> {
     }
 }
 
+/// The hasher of `serve` and the CLI: refuses a missing or published key
+/// unless `development` is set.
+pub fn checked_secret_hasher(key: Option<&str>, development: bool) -> Result<SecretHasher, StartupError> {
+    dev_keys::require("SECRET_HASH_KEY", key, development)?;
+    Ok(secret_hasher(key)?)
+}
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// The internal listener: admin API, metrics, readiness.
+    admin_listener: TcpListener,
+    admin_router: axum::Router,
     state: AppState,
+    limits: service_runtime::http_server::HttpLimits,
 }
 
 impl Application {
@@ -72,12 +87,18 @@ impl Application {
             return Err(StartupError::Config("RATE_LIMIT_PER_SECOND must be > 0 and RATE_LIMIT_BURST >= 1".into()));
         }
         config.extra_kafka_options().map_err(StartupError::Config)?;
-        let hasher = secret_hasher(config.secret_hash_key.as_deref())?;
+        config.http_limits().validate().map_err(StartupError::Config)?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
+        let hasher = checked_secret_hasher(config.secret_hash_key.as_deref(), config.development)?;
+        if let Some(token) = config.admin_token.as_deref() {
+            dev_keys::require("ADMIN_TOKEN", Some(token), config.development)?;
+        }
         let mut store = open_store(&config.database_url, shutdown).await?;
         store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
         let keyring = SharedKeyring::for_service(
             config.card_encryption_keys.as_deref(),
             config.card_encryption_keys_file.as_deref(),
+            config.development,
         )
         .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
         let publisher = Publisher::new(&config, keyring)?;
@@ -87,23 +108,34 @@ impl Application {
             hasher,
             publisher,
             metrics: Arc::new(Metrics::new()),
-            auth_failures: Arc::new(FailedAuthLimiter::new(config.auth_failures_per_minute)),
+            auth_failures: Arc::new(FailedAuthLimiter::new(
+                config.auth_failures_per_minute,
+                config.account_auth_failures_per_minute,
+            )),
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
-            operator_token: config.operator_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
+            operator_token: config.admin_token.as_deref().filter(|t| !t.is_empty()).map(OperatorToken::new),
+            trusted_proxies: Arc::new(trusted_proxies),
             max_batch_items: config.max_batch_items,
             webhook_policy: notifier::url_policy::UrlPolicy { allow_loopback_http: config.webhook_allow_loopback_http },
         };
         if state.operator_token.is_none() {
-            tracing::info!("OPERATOR_TOKEN is not set: the admin endpoints are disabled");
+            tracing::info!("ADMIN_TOKEN is not set: the admin endpoints are disabled");
         }
         let listener = TcpListener::bind(config.http_addr).await?;
+        let admin_listener = TcpListener::bind(config.admin_http_addr).await?;
         let router = routes::router(state.clone(), config.max_body_bytes);
-        Ok(Application { listener, router, state })
+        let admin_router = routes::internal_router(state.clone(), config.max_body_bytes);
+        Ok(Application { listener, router, admin_listener, admin_router, state, limits: config.http_limits() })
     }
 
     /// The HTTP port (useful when configured as port 0).
     pub fn http_port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The internal port of /v1/admin, /metrics and /readyz.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -113,9 +145,20 @@ impl Application {
     /// Serves until `shutdown` is cancelled; requests in flight finish first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         tokio::spawn(housekeeping::run(self.state.clone(), shutdown.clone()));
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let internal = tokio::spawn(service_runtime::http_server::serve(
+            self.admin_listener,
+            self.admin_router,
+            self.limits,
+            shutdown.clone(),
+        ));
         let result =
-            axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+            service_runtime::http_server::serve(self.listener, self.router, self.limits, shutdown.clone()).await;
+        shutdown.cancel();
+        match internal.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "internal listener failed"),
+            Err(e) => tracing::error!(error = %e, "internal listener task failed"),
+            Ok(Ok(())) => {}
+        }
         shutdown.cancel();
         let publisher = self.state.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await;

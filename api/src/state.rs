@@ -1,9 +1,11 @@
 //! What every handler shares.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use axum::http::request::Parts;
+use service_runtime::client_ip::TrustedProxies;
 use transaction_model::{AccountId, SecretHasher};
 use transaction_store::ApiStore;
 
@@ -24,6 +26,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth_failures: Arc<FailedAuthLimiter>,
     pub rate_limiter: Arc<RateLimiter>,
+    pub trusted_proxies: Arc<TrustedProxies>,
     pub operator_token: Option<OperatorToken>,
     pub max_batch_items: usize,
     /// Which webhook URLs merchants may register (https, public addresses).
@@ -36,31 +39,47 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 impl AppState {
-    pub fn check_auth_failures(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.auth_failures.check(ip, Instant::now()).map_err(|wait| {
-            self.metrics.rate_limited.with_label_values(&["auth_failures"]).inc();
-            ApiError::RateLimited {
-                code: "too_many_failed_authentications",
-                message: "too many failed authentications from this address; retry later".into(),
-                retry_after_secs: retry_after_secs(wait).max(1),
-            }
-        })
+    /// The client's address: the TCP peer, or the forwarded client when the
+    /// peer is a trusted proxy. Unknown (a router driven directly) counts as
+    /// one shared address.
+    pub fn client_ip(&self, parts: &Parts) -> IpAddr {
+        let peer = service_runtime::http_server::peer(&parts.extensions)
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let forwarded = parts.headers.get_all("x-forwarded-for").into_iter().filter_map(|v| v.to_str().ok());
+        self.trusted_proxies.client_ip(peer, forwarded)
     }
 
-    pub fn record_auth_failure(&self, ip: IpAddr, reason: &str) {
+    /// Counts a failed authentication (`reason` for the metric) against the
+    /// client and the account id it named; the error to answer: 401, or 429
+    /// once either has failed too often.
+    pub fn auth_failed(&self, ip: IpAddr, account: Option<&str>, reason: &str, unauthenticated: ApiError) -> ApiError {
         self.metrics.auth_failures.with_label_values(&[reason]).inc();
-        self.auth_failures.record_failure(ip, Instant::now());
+        match self.auth_failures.record_failure(ip, account) {
+            Ok(()) => unauthenticated,
+            Err((which, wait)) => {
+                self.metrics.rate_limited.with_label_values(&[which.label()]).inc();
+                ApiError::RateLimited {
+                    code: "too_many_failed_authentications",
+                    message: "too many failed authentications; retry later".into(),
+                    retry_after_secs: retry_after_secs(wait).max(1),
+                }
+            }
+        }
     }
 
-    /// Charges `cost` transactions to the merchant's bucket.
+    /// Charges `cost` requests (a batch: its items) to the merchant's bucket.
     pub fn charge_rate(&self, account: &AccountId, cost: usize) -> Result<(), ApiError> {
+        if cost == 0 {
+            return Ok(());
+        }
         let cost = u32::try_from(cost).unwrap_or(u32::MAX);
-        self.rate_limiter.take(account, cost, Instant::now()).map_err(|wait| {
+        self.rate_limiter.take(account, cost).map_err(|limited| {
             self.metrics.rate_limited.with_label_values(&["merchant"]).inc();
             ApiError::RateLimited {
                 code: "rate_limited",
-                message: "too many transactions for this account; retry later".into(),
-                retry_after_secs: retry_after_secs(wait).max(1),
+                message: "too many requests for this account; retry later".into(),
+                retry_after_secs: retry_after_secs(limited.retry_after).max(1),
             }
         })
     }

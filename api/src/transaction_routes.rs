@@ -33,7 +33,6 @@ pub async fn post_transaction(
 ) -> Result<Response, ApiError> {
     let new = NewTransaction::try_from(request)?;
     let key = IdempotencyKey::from_headers(&headers)?;
-    state.charge_rate(&merchant.account_id, 1)?;
     let print = fingerprint(&state.fingerprints, BodyKind::Single, &[Item::Valid(&new)]);
     let account = merchant.account_id;
     run_to_completion(async move {
@@ -110,6 +109,9 @@ pub async fn post_batch(
     JsonBody(batch): JsonBody<BatchRequest>,
 ) -> Result<Response, ApiError> {
     let count = batch.transactions.len();
+    // Every item costs a token, valid or not; the request's own token was
+    // taken at authentication.
+    state.charge_rate(&merchant.account_id, count.saturating_sub(1))?;
     if count == 0 || count > state.max_batch_items {
         return Err(ApiError::invalid(
             "invalid_batch_size",
@@ -133,7 +135,6 @@ pub async fn post_batch(
         .collect();
     let key = IdempotencyKey::from_headers(&headers)?;
     let valid = parsed.iter().filter(|p| p.is_ok()).count();
-    state.charge_rate(&merchant.account_id, valid)?;
     let items: Vec<Item<'_>> = parsed
         .iter()
         .zip(&batch.transactions)

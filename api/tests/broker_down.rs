@@ -35,7 +35,7 @@ async fn an_unreachable_broker_is_a_503_and_nothing_is_accepted() {
     assert_eq!(error_code(r, 503).await.0, "broker_unavailable", "retried, not 409, not replayed");
 
     // Not ready; still alive.
-    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let r = app.client.get(app.internal_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["database"], "ok");

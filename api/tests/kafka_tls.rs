@@ -42,6 +42,7 @@ async fn api_and_processor_speak_tls_to_kafka_and_verify_the_broker() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
     let mut config = Config::local(&url, &topic);
+    config.card_encryption_keys = Some(testkit::TEST_CARD_KEYRING.into());
     config.kafka_brokers = brokers.clone();
     config.kafka_options = options.clone();
     config.secret_hash_key = Some(SECRET_KEY.into());

@@ -14,7 +14,7 @@ async fn health_metrics_openapi_and_request_ids() {
     let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 36, "a UUID when the client sends none");
 
-    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let r = app.client.get(app.internal_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let ready: Value = r.json().await.unwrap();
     assert_eq!((ready["database"].as_str(), ready["broker"].as_str()), (Some("ok"), Some("ok")));
@@ -25,7 +25,7 @@ async fn health_metrics_openapi_and_request_ids() {
     let odd = reqwest::Method::from_bytes(b"BREW").unwrap();
     let _ = app.client.request(odd, app.url("/v1/transactions")).send().await.unwrap();
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.client.get(app.internal_url("/metrics")).send().await.unwrap().text().await.unwrap();
     for expected in [
         r#"api_http_requests_total{method="POST",route="/v1/transactions",status="202"} 1"#,
         r#"api_http_requests_total{method="GET",route="/v1/transactions/{id}",status="404"} 1"#,

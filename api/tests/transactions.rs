@@ -45,17 +45,17 @@ async fn a_posted_transaction_is_produced_then_answered_202_and_readable() {
     let p = payload(msg);
     assert_eq!(p["id"], id.as_str());
     assert_eq!(p["account_id"], "merchant-1");
-    // Card fields sealed under the (development) keyring, bound to this
+    // Card fields sealed under the tests' keyring, bound to this
     // transaction and account; nothing else can open them.
     let raw_text = String::from_utf8_lossy(rdkafka::Message::payload(msg).unwrap()).into_owned();
     for clear in ["4111111111111111", "411111", "123", "Ada"] {
         assert!(!raw_text.contains(&format!("\"{clear}")), "{clear} in clear on the topic: {raw_text}");
     }
-    let ring = card_envelope::Keyring::parse(card_envelope::DEVELOPMENT_KEYRING).unwrap();
+    let ring = card_envelope::Keyring::parse(testkit::TEST_CARD_KEYRING).unwrap();
     let binding = card_envelope::Binding { transaction_id: &id, account_id: "merchant-1" };
     let open = |field: card_envelope::Field| {
         let sealed = p[field.name()].as_str().unwrap();
-        assert!(sealed.starts_with("enc:v1:dev:"), "{sealed}");
+        assert!(sealed.starts_with("enc:v1:test:"), "{sealed}");
         String::from_utf8(card_envelope::open(&ring, binding, field, sealed).unwrap().to_vec()).unwrap()
     };
     assert_eq!(open(card_envelope::Field::CardNumber), r#""4111111111111111""#);

@@ -34,7 +34,7 @@ random() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 topic="dash-load-$(python3 -c 'import uuid; print(uuid.uuid4().hex)')"
 export RESULTS_TOPIC=$topic DATABASE_URL="sqlite://$work/accounts.db" SECRET_HASH_KEY=$(random)
-export OPERATOR_TOKEN=$(random) MERCHANT_ID=shop-a MERCHANT_SECRET=$(random)
+export OPERATOR_TOKEN=$(random) MERCHANT_ID=shop-a MERCHANT_SECRET=$(random) SESSION_KEY=$(random)$(random)
 export HTTP_ADDR=127.0.0.1:$port DASHBOARD_URL=http://127.0.0.1:$port/ ARTIFACTS_DIR=$artifacts
 
 "$CARGO_TARGET_DIR/debug/examples/seed_accounts" "$MERCHANT_ID:$MERCHANT_SECRET" >/dev/null

@@ -38,23 +38,25 @@ for t in "$TRANSACTIONS_TOPIC" "$RESULTS_TOPIC" "$DLQ_TOPIC"; do
   "$bin/examples/produce_results" --topic "$t" --create-topic 3 --create-only 2>/dev/null
 done
 export DATABASE_URL="sqlite://$work/gateway.db" SECRET_HASH_KEY=$(random) OPERATOR_TOKEN=$(random)
+export SESSION_KEY=$(random)$(random) ADMIN_TOKEN=$(random)
 export CONSUMER_GROUP=pipe-processor-$id CARD_HASH_KEY=$(random)
+export CARD_ENCRYPTION_KEYS="local:$(python3 -c 'import base64,secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())')"
 
 secret_of() { "$bin/api" accounts create --id "$1" --name "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'; }
 export MERCHANT_ID=shop-a
 export MERCHANT_SECRET=$(secret_of shop-a)
 other_secret=$(secret_of shop-b)
 
-api_port=$(free_port)
+api_port=$(free_port) api_admin_port=$(free_port)
 HTTP_ADDR=127.0.0.1:$(free_port) "$bin/processor" >"$artifacts/pipeline-processor.log" 2>&1 &
 pids+=($!)
-HTTP_ADDR=127.0.0.1:$api_port "$bin/api" serve >"$artifacts/pipeline-api.log" 2>&1 &
+HTTP_ADDR=127.0.0.1:$api_port ADMIN_HTTP_ADDR=127.0.0.1:$api_admin_port "$bin/api" serve >"$artifacts/pipeline-api.log" 2>&1 &
 pids+=($!)
 dash_port=$(free_port)
 HTTP_ADDR=127.0.0.1:$dash_port "$bin/dashboard" >"$artifacts/pipeline-dashboard.log" 2>&1 &
 pids+=($!)
 export DASHBOARD_URL=http://127.0.0.1:$dash_port/ ARTIFACTS_DIR=$artifacts/pipeline
-for port in "$api_port" "$dash_port"; do
+for port in "$api_admin_port" "$dash_port"; do # the API answers /readyz on its internal port
   for _ in $(seq 1 150); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "pipeline: port $port not ready" >&2; tail -5 "$artifacts"/pipeline-*.log >&2; exit 1; }
 done

@@ -3,6 +3,8 @@
 //! the `Sec-WebSocket-Protocol` entry `bearer.…`. Never from the URL, which
 //! proxies and access logs record.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::request::Parts;
@@ -46,10 +48,36 @@ impl FromRequestParts<AppState> for Session {
         let token = token_of(parts).ok_or(ApiError::Unauthenticated)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = state.signer.verify(token, now).map_err(|_| ApiError::Unauthenticated)?;
-        // A merchant disabled since the token was issued loses access now.
-        if let Role::Merchant { account_id } = &claims.role {
-            state.merchant_login.still_active(account_id).await?;
-        }
+        check_binding(state, &claims).await?;
         Ok(Session(claims))
+    }
+}
+
+/// Whether the credential the session was issued for is still the current
+/// one: the operator token unchanged; the merchant active with the same
+/// secret (a disabled or rotated merchant loses access now).
+pub async fn check_binding(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    match &claims.role {
+        Role::Operator => match &state.operator_token {
+            Some(token) if token.binding() == claims.bind => Ok(()),
+            _ => Err(ApiError::Unauthenticated),
+        },
+        Role::Merchant { account_id } => state.merchant_login.still_valid(account_id, &claims.bind).await,
+    }
+}
+
+/// The client's address: the TCP peer, or the forwarded client when the
+/// peer is a trusted proxy (`TRUSTED_PROXIES`).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = service_runtime::http_server::peer(&parts.extensions)
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let forwarded = parts.headers.get_all("x-forwarded-for").into_iter().filter_map(|v| v.to_str().ok());
+        Ok(ClientIp(state.trusted_proxies.client_ip(peer, forwarded)))
     }
 }

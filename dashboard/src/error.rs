@@ -24,6 +24,8 @@ pub enum ApiError {
     AccountsUnavailable,
     #[error("too many failed sign-ins; try again in {0} s")]
     TooManyAttempts(u64),
+    #[error("{0}")]
+    TooManyStreams(#[from] crate::ws_slots::WsRefused),
     #[error("internal error")]
     Internal,
 }
@@ -39,6 +41,7 @@ impl ApiError {
             ApiError::MerchantLoginUnavailable(_) => "merchant_login_unavailable",
             ApiError::AccountsUnavailable => "accounts_unavailable",
             ApiError::TooManyAttempts(_) => "too_many_attempts",
+            ApiError::TooManyStreams(_) => "too_many_streams",
             ApiError::Internal => "internal",
         }
     }
@@ -50,7 +53,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::OperatorLoginDisabled | ApiError::MerchantLoginUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::AccountsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts(_) | ApiError::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

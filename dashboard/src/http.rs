@@ -46,7 +46,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-/// Ready when the broker answers and knows the results topic.
+/// Ready when the broker answers and knows the results topic. Answers only
+/// `ok` / `unavailable`, never the error's text.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let timeout = Duration::from_secs(2);
     let consumer = state.consumer.clone();
@@ -62,9 +63,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     .unwrap_or_else(|e| Err(e.to_string()));
     let assigned = state.consumer.context().assigned_partitions();
     let status = if broker.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    // The reason goes to the log, never into the answer.
     let broker = match broker {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => e,
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: broker");
+            "unavailable"
+        }
     };
     (status, Json(json!({ "broker": broker, "assigned_partitions": assigned })))
 }

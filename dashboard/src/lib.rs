@@ -24,6 +24,7 @@ pub mod startup;
 pub mod state;
 pub mod throttle;
 pub mod ws;
+pub mod ws_slots;
 
 pub use config::Config;
 pub use startup::{Application, StartupError};

@@ -9,6 +9,7 @@ use transaction_model::AccountId;
 use transaction_store::{AccountRepository, AccountStatus};
 
 use crate::error::ApiError;
+use crate::session::binding;
 
 const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -26,9 +27,10 @@ pub enum MerchantLogin {
 }
 
 impl MerchantLogin {
-    /// The account id when the secret is right and the account active.
-    /// Every failure looks the same to the caller.
-    pub async fn login(&self, account_id: &str, secret: &str) -> Result<AccountId, ApiError> {
+    /// The account id and the session binding of its current secret when
+    /// the secret is right and the account active. Every failure looks the
+    /// same to the caller.
+    pub async fn login(&self, account_id: &str, secret: &str) -> Result<(AccountId, String), ApiError> {
         let MerchantLogin::Enabled { accounts, hasher } = self else {
             return Err(self.unavailable());
         };
@@ -40,21 +42,22 @@ impl MerchantLogin {
         let stored = account.as_ref().map_or(DUMMY_HASH, |a| a.secret_hash.as_str());
         let secret_ok = hasher.verify(secret, stored);
         match account {
-            Some(a) if secret_ok && a.status == AccountStatus::Active => Ok(id),
+            Some(a) if secret_ok && a.status == AccountStatus::Active => Ok((id, binding(a.secret_hash.as_bytes()))),
             _ => Err(ApiError::InvalidCredentials),
         }
     }
 
-    /// Whether a merchant session may go on: the account still exists and
-    /// is active (a disabled merchant loses the view at the next renewal or
-    /// reconnection).
-    pub async fn still_active(&self, account_id: &str) -> Result<(), ApiError> {
+    /// Whether a merchant session may go on: the account still exists, is
+    /// active, and its secret is the one the session was issued for (a
+    /// disabled or rotated merchant loses the view at the next renewal,
+    /// reconnection or stream re-check).
+    pub async fn still_valid(&self, account_id: &str, bind: &str) -> Result<(), ApiError> {
         let MerchantLogin::Enabled { accounts, .. } = self else {
             return Err(self.unavailable());
         };
         let id = AccountId::try_from(account_id).map_err(|_| ApiError::Unauthenticated)?;
         match find(accounts.as_ref(), &id).await? {
-            Some(a) if a.status == AccountStatus::Active => Ok(()),
+            Some(a) if a.status == AccountStatus::Active && binding(a.secret_hash.as_bytes()) == bind => Ok(()),
             _ => Err(ApiError::Unauthenticated),
         }
     }

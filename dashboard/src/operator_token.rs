@@ -31,6 +31,11 @@ impl OperatorToken {
         Ok(OperatorToken { digest: Sha256::digest(token.as_bytes()).into() })
     }
 
+    /// The session binding of this token (see `session::binding`).
+    pub fn binding(&self) -> String {
+        crate::session::binding(&self.digest)
+    }
+
     pub fn matches(&self, candidate: &str) -> bool {
         let d: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
         self.digest.ct_eq(&d).into()

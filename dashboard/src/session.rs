@@ -1,6 +1,13 @@
 //! Short-lived signed session tokens: `base64url(claims).base64url(hmac)`.
 //! The login endpoint issues them; the WebSocket and the JSON endpoints
 //! accept nothing else, so no secret travels after the login request.
+//!
+//! A session has an id (`sid`, kept across renewals), its sign-in time
+//! (`iat`: renewals never go past `iat` + the maximum age), an idle expiry
+//! (`exp`: a token not renewed in time ends the session), and a binding
+//! (`bind`) to the credential it was issued for: a digest of the merchant's
+//! stored secret hash or of the operator token. Rotating the secret or
+//! changing the token therefore ends every session issued for the old one.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -29,6 +36,30 @@ pub struct Claims {
     pub role: Role,
     /// Unix seconds after which the token is refused.
     pub exp: i64,
+    /// Session id, the same across renewals.
+    pub sid: String,
+    /// Unix seconds of the sign-in.
+    pub iat: i64,
+    /// [`binding`] of the credential the session was issued for.
+    pub bind: String,
+}
+
+/// A new random session id.
+pub fn new_session_id() -> String {
+    let mut id = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+/// A short digest of credential material (a stored secret hash, an
+/// operator-token digest). It is visible in the token's claims, so it is a
+/// one-way digest of material that is itself a digest: it tells nothing of
+/// the credential, only whether it changed.
+pub fn binding(material: &[u8]) -> String {
+    let mut h = <Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, b"dashboard-session-binding\0");
+    sha2::Digest::update(&mut h, material);
+    hex::encode(&sha2::Digest::finalize(h)[..12])
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -105,7 +136,7 @@ mod tests {
     use super::*;
 
     fn merchant(exp: i64) -> Claims {
-        Claims { role: Role::Merchant { account_id: "m-1".into() }, exp }
+        Claims { role: Role::Merchant { account_id: "m-1".into() }, exp, sid: "s".into(), iat: 0, bind: "b".into() }
     }
 
     #[test]
@@ -114,7 +145,10 @@ mod tests {
         let token = s.issue(&merchant(1000)).unwrap();
         assert_eq!(s.verify(&token, 999), Ok(merchant(1000)));
         assert_eq!(s.verify(&token, 1000), Err(SessionError::Expired));
-        let op = Claims { role: Role::Operator, exp: 50 };
+        let op = Claims { role: Role::Operator, exp: 50, sid: new_session_id(), iat: 0, bind: binding(b"x") };
+        assert_ne!(op.sid, new_session_id());
+        assert_eq!(binding(b"x"), binding(b"x"));
+        assert_ne!(binding(b"x"), binding(b"y"));
         assert_eq!(s.verify(&s.issue(&op).unwrap(), 0), Ok(op));
     }
 

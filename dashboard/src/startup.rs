@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
+use service_runtime::client_ip::TrustedProxies;
+use service_runtime::dev_keys::{self, DevKeyError};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use transaction_model::secret::{SecretHasher, WeakSecretKey};
@@ -21,6 +23,7 @@ use crate::operator_token::{OperatorToken, WeakOperatorToken};
 use crate::session::{SessionSigner, WeakSessionKey};
 use crate::state::AppState;
 use crate::throttle::LoginThrottle;
+use crate::ws_slots::WsSlots;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -36,6 +39,8 @@ pub enum StartupError {
     WeakSessionKey(#[from] WeakSessionKey),
     #[error("SECRET_HASH_KEY: {0}")]
     WeakSecretKey(#[from] WeakSecretKey),
+    #[error(transparent)]
+    DevelopmentKey(#[from] DevKeyError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stopped before start-up finished")]
@@ -49,14 +54,35 @@ pub struct Application {
     http: axum::Router,
     consumer: Arc<Consumer>,
     metrics: Arc<Metrics>,
+    limits: service_runtime::http_server::HttpLimits,
 }
 
 impl Application {
     pub async fn build(config: Config, shutdown: &CancellationToken) -> Result<Self, StartupError> {
         config.extra_kafka_options().map_err(StartupError::Config)?;
-        if config.session_ttl_secs < 60 {
-            return Err(StartupError::Config("SESSION_TTL_SECS must be at least 60".into()));
+        config.http_limits().validate().map_err(StartupError::Config)?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
+        if config.session_ttl_secs < 60 || config.session_max_age_secs < config.session_ttl_secs {
+            return Err(StartupError::Config(
+                "SESSION_TTL_SECS must be at least 60 and SESSION_MAX_AGE_SECS at least SESSION_TTL_SECS".into(),
+            ));
         }
+        if config.session_revalidate_secs == 0
+            || config.max_ws_per_session == 0
+            || config.max_ws_per_address == 0
+            || config.max_ws_clients == 0
+        {
+            return Err(StartupError::Config("SESSION_REVALIDATE_SECS and the MAX_WS_* caps must be positive".into()));
+        }
+        // No silent defaults: a published key is refused, and so is a
+        // missing SESSION_KEY, unless in development mode.
+        if let Some(t) = &config.operator_token {
+            dev_keys::require("OPERATOR_TOKEN", Some(t), config.development)?;
+        }
+        if let Some(k) = &config.secret_hash_key {
+            dev_keys::require("SECRET_HASH_KEY", Some(k), config.development)?;
+        }
+        dev_keys::require("SESSION_KEY", config.session_key.as_deref(), config.development)?;
         let operator_token = match &config.operator_token {
             Some(t) => Some(Arc::new(OperatorToken::new(t)?)),
             None => {
@@ -67,7 +93,9 @@ impl Application {
         let signer = match &config.session_key {
             Some(k) => SessionSigner::new(k.as_bytes())?,
             None => {
-                tracing::warn!("SESSION_KEY is not set: sessions are valid on this process only and end when it stops");
+                tracing::warn!(
+                    "development mode without SESSION_KEY: sessions are valid on this process only and end when it stops"
+                );
                 SessionSigner::random()
             }
         };
@@ -95,6 +123,14 @@ impl Application {
             consumer: Arc::clone(&consumer),
             results_topic: config.results_topic.clone(),
             session_ttl: config.session_ttl(),
+            session_max_age: config.session_max_age(),
+            session_revalidate: Duration::from_secs(config.session_revalidate_secs),
+            ws_slots: Arc::new(WsSlots::new(
+                config.max_ws_per_session,
+                config.max_ws_per_address,
+                config.max_ws_clients,
+            )),
+            trusted_proxies: Arc::new(trusted_proxies),
             shutdown: shutdown.clone(),
         });
         let feed = Feed {
@@ -103,7 +139,8 @@ impl Application {
             hub,
             metrics: Arc::clone(&metrics),
         };
-        Ok(Application { feed, results_topic: config.results_topic, listener, http, consumer, metrics })
+        let limits = config.http_limits();
+        Ok(Application { feed, results_topic: config.results_topic, listener, http, consumer, metrics, limits })
     }
 
     /// The port of the page and endpoints (useful when configured as port 0).
@@ -122,7 +159,7 @@ impl Application {
     /// Serves until `shutdown` is cancelled; open WebSockets are closed
     /// with "going away" so pages reconnect to another replica.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
-        let server = axum::serve(self.listener, self.http).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = service_runtime::http_server::serve(self.listener, self.http, self.limits, shutdown.clone());
         let server = tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "http server failed");

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::operator_token::OperatorToken;
 use crate::session::SessionSigner;
 use crate::throttle::LoginThrottle;
+use crate::ws_slots::WsSlots;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,7 +25,14 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     pub consumer: Arc<Consumer>,
     pub results_topic: String,
+    /// Idle timeout of a session (lifetime of one token).
     pub session_ttl: Duration,
+    /// Absolute lifetime of a session from its sign-in.
+    pub session_max_age: Duration,
+    /// How often an open merchant stream re-checks its credential.
+    pub session_revalidate: Duration,
+    pub ws_slots: Arc<WsSlots>,
+    pub trusted_proxies: Arc<service_runtime::client_ip::TrustedProxies>,
     /// Closes open WebSockets on shutdown.
     pub shutdown: CancellationToken,
 }

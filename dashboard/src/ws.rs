@@ -11,12 +11,14 @@ use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::auth::Session;
+use crate::auth::{check_binding, ClientIp, Session};
+use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::metrics::Metrics;
+use crate::session::Claims;
 use crate::state::AppState;
+use crate::ws_slots::WsSlot;
 
 /// The sub-protocol the server speaks; browsers send it with the token.
 pub const PROTOCOL: &str = "dashboard.v1";
@@ -24,21 +26,38 @@ pub const PROTOCOL: &str = "dashboard.v1";
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pings keep idle proxies from closing the connection.
 const PING_EVERY: Duration = Duration::from_secs(20);
-/// Close code when the session token expires; the page renews and reconnects.
+/// Close code when the session token expires or is revoked; the page renews
+/// (or, revoked, returns to the sign-in) and reconnects.
 pub const CLOSE_SESSION_EXPIRED: u16 = 4001;
 
-pub async fn upgrade(State(state): State<AppState>, session: Session, ws: WebSocketUpgrade) -> Response {
+/// Checks the session, then takes a stream slot (per session, per client
+/// address, in total; 429 `too_many_streams` beyond) for the connection's
+/// lifetime.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    session: Session,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let slot = state.ws_slots.acquire(&session.0.sid, client)?;
     let rx = match session.merchant() {
         Some(merchant) => state.hub.subscribe_merchant(merchant),
         None => state.hub.subscribe_operator(),
     };
     let expires_in =
         Duration::from_secs((session.0.exp - time::OffsetDateTime::now_utc().unix_timestamp()).max(0) as u64);
-    let metrics = Arc::clone(&state.metrics);
-    let shutdown = state.shutdown.clone();
-    ws.protocols([PROTOCOL])
-        .max_message_size(4096)
-        .on_upgrade(move |socket| serve(socket, rx, expires_in, metrics, shutdown))
+    let stream = Stream { rx, expires_in, state, claims: session.0, _slot: slot };
+    Ok(ws.protocols([PROTOCOL]).max_message_size(4096).on_upgrade(move |socket| serve(socket, stream)))
+}
+
+/// What one open stream holds.
+struct Stream {
+    rx: watch::Receiver<Arc<Frame>>,
+    expires_in: Duration,
+    state: AppState,
+    claims: Claims,
+    /// Given back when the stream ends.
+    _slot: WsSlot,
 }
 
 /// Decrements the client gauge however the connection ends.
@@ -50,13 +69,10 @@ impl Drop for ClientGuard {
     }
 }
 
-async fn serve(
-    socket: WebSocket,
-    mut rx: watch::Receiver<Arc<Frame>>,
-    expires_in: Duration,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
+async fn serve(socket: WebSocket, stream: Stream) {
+    let Stream { mut rx, expires_in, state, claims, _slot } = stream;
+    let metrics = Arc::clone(&state.metrics);
+    let shutdown = state.shutdown.clone();
     metrics.ws_clients.inc();
     let _guard = ClientGuard(Arc::clone(&metrics));
     let (mut sink, mut stream) = socket.split();
@@ -64,6 +80,10 @@ async fn serve(
     tokio::pin!(expiry);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
+    // A merchant's secret may rotate or the account be disabled while the
+    // stream is open: re-check now and then.
+    let mut recheck = tokio::time::interval(state.session_revalidate);
+    recheck.reset();
     let mut last_seq = 0u64;
     // The current frame, if any, goes out at once: a new client needs no wait.
     rx.mark_changed();
@@ -105,6 +125,13 @@ async fn serve(
                 }
             }
             _ = &mut expiry => break Some((CLOSE_SESSION_EXPIRED, "session expired")),
+            _ = recheck.tick() => {
+                if let Err(e) = check_binding(&state, &claims).await {
+                    if matches!(e, ApiError::Unauthenticated) {
+                        break Some((CLOSE_SESSION_EXPIRED, "session revoked"));
+                    }
+                }
+            }
             _ = shutdown.cancelled() => break Some((1001, "shutting down")),
         }
     };

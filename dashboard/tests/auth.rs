@@ -133,19 +133,26 @@ async fn operator_login_is_off_without_a_token_and_health_endpoints_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_failures_lock_one_account_out() {
+async fn repeated_failures_are_throttled_but_never_lock_the_owner_out() {
     let (app, _db, _dir) = setup().await;
     let port = app.port;
     let wrong = json!({"kind": "merchant", "account_id": "shop-a", "secret": "guess"});
     for _ in 0..dashboard::throttle::MAX_FAILURES {
         assert_eq!(login(port, wrong.clone()).await.0, 401);
     }
-    // Locked: even the right secret is refused now, with a stable code.
-    let right = json!({"kind": "merchant", "account_id": "shop-a", "secret": "secret-a-123"});
-    let (status, body) = login(port, right).await;
+    // Throttled: further failures are 429, with a stable code…
+    let (status, body) = login(port, wrong.clone()).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "too_many_attempts");
-    // Other principals are unaffected.
+    // …but the right secret still signs in: no one can lock a merchant out.
+    let right = json!({"kind": "merchant", "account_id": "shop-a", "secret": "secret-a-123"});
+    assert_eq!(login(port, right).await.0, 200);
+    // The same for the operator.
+    let guess = json!({"kind": "operator", "token": "not-the-operator-token"});
+    for _ in 0..dashboard::throttle::MAX_FAILURES {
+        login(port, guess.clone()).await;
+    }
+    assert_eq!(login(port, guess).await.0, 429);
     assert!(!operator_token(port).await.is_empty());
     app.stop().await;
 }
@@ -165,8 +172,10 @@ async fn the_stream_closes_when_its_session_expires() {
     let app = spawn(cfg).await;
 
     // A token from another replica with the same SESSION_KEY, two seconds to live.
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 2;
-    let token = SessionSigner::new(KEY.as_bytes()).unwrap().issue(&Claims { role: Role::Operator, exp }).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let bind = dashboard::operator_token::OperatorToken::new(OPERATOR_TOKEN).unwrap().binding();
+    let claims = Claims { role: Role::Operator, exp: now + 2, sid: "s-1".into(), iat: now, bind };
+    let token = SessionSigner::new(KEY.as_bytes()).unwrap().issue(&claims).unwrap();
     let mut ws = connect(app.port, &token).await.unwrap();
     let close = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while let Some(message) = ws.next().await {

@@ -86,6 +86,10 @@ pub enum KeyringError {
     Duplicate(String),
     #[error("keyring not readable: {0}")]
     Unreadable(String),
+    #[error("CARD_ENCRYPTION_KEYS or CARD_ENCRYPTION_KEYS_FILE is not set; set it, or start in development mode (GATEWAY_DEVELOPMENT=1) for a local run")]
+    NotConfigured,
+    #[error("the card keyring is the development keyring published in the repository; set a secret one, or start in development mode (GATEWAY_DEVELOPMENT=1)")]
+    DevelopmentKeyring,
 }
 
 #[derive(Clone)]

@@ -73,16 +73,28 @@ impl SharedKeyring {
     }
 
     /// A service's keyring from its two settings (`CARD_ENCRYPTION_KEYS`,
-    /// `CARD_ENCRYPTION_KEYS_FILE`), a file re-read every 10 s; with
-    /// neither, the public development keyring and a warning.
-    pub fn for_service(text: Option<&str>, file: Option<&std::path::Path>) -> Result<Self, KeyringError> {
-        let source = KeySource::from_settings(text, file).unwrap_or_else(|| {
-            tracing::warn!(
-                "CARD_ENCRYPTION_KEYS(_FILE) is not set: using the PUBLIC development keyring; card data on the \
-                 transactions topic is NOT protected. Set it in production"
-            );
-            KeySource::development()
-        });
+    /// `CARD_ENCRYPTION_KEYS_FILE`), a file re-read every 10 s. With
+    /// neither, or with the published development keyring, it is refused
+    /// unless `development` (then the development keyring, with a warning).
+    pub fn for_service(
+        text: Option<&str>,
+        file: Option<&std::path::Path>,
+        development: bool,
+    ) -> Result<Self, KeyringError> {
+        let source = match KeySource::from_settings(text, file) {
+            Some(source) => source,
+            None if development => {
+                tracing::warn!(
+                    "development mode: CARD_ENCRYPTION_KEYS(_FILE) is not set: using the PUBLIC development \
+                     keyring; card data on the transactions topic is NOT protected"
+                );
+                KeySource::development()
+            }
+            None => return Err(KeyringError::NotConfigured),
+        };
+        if !development && source.read()?.trim() == DEVELOPMENT_KEYRING {
+            return Err(KeyringError::DevelopmentKeyring);
+        }
         let ring = SharedKeyring::load(source)?;
         tracing::info!(current = %ring.get().current().0, "card keyring loaded");
         ring.watch(Duration::from_secs(10), |reloaded| match reloaded {
@@ -173,5 +185,21 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+}
+
+#[cfg(test)]
+mod service_tests {
+    use super::*;
+
+    #[test]
+    fn a_service_refuses_a_missing_or_published_keyring_outside_development() {
+        let refused = |text: Option<&str>| SharedKeyring::for_service(text, None, false).err();
+        assert_eq!(refused(None), Some(KeyringError::NotConfigured));
+        assert_eq!(refused(Some(DEVELOPMENT_KEYRING)), Some(KeyringError::DevelopmentKeyring));
+        let dev = SharedKeyring::for_service(None, None, true).unwrap();
+        assert_eq!(dev.get().current().0.as_str(), "dev");
+        let own = "k9:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        assert_eq!(SharedKeyring::for_service(Some(own), None, false).unwrap().get().current().0.as_str(), "k9");
     }
 }

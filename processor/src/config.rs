@@ -13,7 +13,7 @@ pub struct Config {
     pub kafka_brokers: String,
 
     /// `sqlite://FILE` (embedded) or `mysql://USER:PASS@HOST:PORT/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://gateway.db")]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://gateway.db", hide_env_values = true)]
     pub database_url: String,
 
     #[arg(long, env = "TRANSACTIONS_TOPIC", default_value = "transactions")]
@@ -54,7 +54,7 @@ pub struct Config {
     /// Extra librdkafka properties for both clients, `key=value;key=value`
     /// (security settings, tuning). `;` separates, since values such as
     /// `debug=cgrp,fetch` hold commas.
-    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';')]
+    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';', hide_env_values = true)]
     pub kafka_options: Vec<String>,
 
     /// HMAC key for card-number hashes, at least 16 bytes. Without it a

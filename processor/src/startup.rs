@@ -18,8 +18,9 @@ use crate::ownership::Ownership;
 use crate::pipeline::{Pipeline, PipelineError, Topics};
 use crate::unseal::CardReader;
 
-/// Used only when no CARD_HASH_KEY is configured, with a warning: hashes
-/// made with it are not secret.
+/// Used only in development mode (`GATEWAY_DEVELOPMENT=1`) when no
+/// CARD_HASH_KEY is configured: hashes made with it are not secret. Without
+/// that flag a missing or published key stops the start.
 const DEVELOPMENT_CARD_HASH_KEY: &[u8] = b"development-only-card-hash-key";
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,12 @@ impl Application {
             return Err(StartupError::Config("RESUME_REWIND_MESSAGES must be 0 (off) or more".into()));
         }
         config.extra_kafka_options().map_err(StartupError::Config)?;
+        service_runtime::dev_keys::require(
+            "CARD_HASH_KEY",
+            config.card_hash_key.as_deref(),
+            service_runtime::dev_keys::development_from_env(),
+        )
+        .map_err(|e| StartupError::Config(e.to_string()))?;
         let hasher = match &config.card_hash_key {
             Some(key) => CardHasher::new(key.as_bytes())?,
             None => {
@@ -77,6 +84,7 @@ impl Application {
         let keyring = SharedKeyring::for_service(
             config.card_encryption_keys.as_deref(),
             config.card_encryption_keys_file.as_deref(),
+            service_runtime::dev_keys::development_from_env(),
         )
         .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
         let metrics = Arc::new(Metrics::new());

@@ -26,6 +26,10 @@ use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+/// The card keyring of the integration tests' API and processor (not the
+/// development keyring, which the services refuse outside development mode).
+pub const TEST_CARD_KEYRING: &str = "test:Z2F0ZXdheS1pbnRlZ3JhdGlvbi10ZXN0LWNhcmQtazE=";
+
 /// `KAFKA_BROKERS`, or the broker `scripts/broker start` runs.
 pub fn brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())

@@ -28,6 +28,8 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
 
 pub struct TestApp {
     pub base: String,
+    /// The internal listener: admin API, metrics, readiness.
+    pub internal: String,
     pub client: reqwest::Client,
     pub topic: String,
     pub database_url: String,
@@ -54,9 +56,10 @@ pub async fn sqlite_config() -> (Config, tempfile::TempDir) {
     let topic = unique("tx");
     create_topics(&[&topic], 2).await;
     let mut config = Config::local(&url, &topic);
+    config.card_encryption_keys = Some(testkit::TEST_CARD_KEYRING.into());
     config.kafka_brokers = brokers();
     config.secret_hash_key = Some(SECRET_KEY.into());
-    config.operator_token = Some(OPERATOR.into());
+    config.admin_token = Some(OPERATOR.into());
     (config, dir)
 }
 
@@ -71,6 +74,7 @@ pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestA
     let database_url = config.database_url.clone();
     let app = Application::build(config, &shutdown).await.expect("api builds");
     let port = app.http_port();
+    let admin_port = app.admin_port();
     let token = shutdown.clone();
     let running = Running::spawn(shutdown, port, async move {
         app.run_until_stopped(token).await.expect("api runs");
@@ -78,6 +82,7 @@ pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestA
     let store = transaction_store::open_api_store(&database_url).await.expect("store");
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
+        internal: format!("http://127.0.0.1:{admin_port}"),
         client: reqwest::Client::new(),
         topic,
         database_url,
@@ -94,6 +99,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A URL on the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("{}{path}", self.internal)
     }
 
     pub async fn merchant(&self, id: &str) -> Merchant {
@@ -199,7 +209,7 @@ pub async fn spawn_processor_with(
         resume_rewind_messages: 10_000,
         kafka_options: extras.kafka_options,
         card_hash_key: Some("integration-test-card-key".into()),
-        card_encryption_keys: extras.card_keys,
+        card_encryption_keys: extras.card_keys.or_else(|| Some(testkit::TEST_CARD_KEYRING.into())),
         card_encryption_keys_file: None,
         allow_plaintext_cards: true,
         http_addr: "127.0.0.1:0".parse().unwrap(),
