@@ -20,6 +20,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/transactions", post(tx::post_transaction).get(tx::list_transactions))
         .route("/v1/transactions/batch", post(tx::post_batch))
         .route("/v1/transactions/{id}", get(tx::get_transaction))
+        .merge(webhook_routes::router())
         .route("/healthz", get(health_routes::healthz))
         .route("/openapi.yaml", get(health_routes::openapi));
     with_middleware(public, state, max_body_bytes)
@@ -29,7 +30,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub fn internal_router(state: AppState, max_body_bytes: usize) -> Router {
     let internal = Router::new()
         .merge(admin_routes::router())
-        .merge(webhook_routes::router())
+        .merge(webhook_routes::admin_router())
         .route("/healthz", get(health_routes::healthz))
         .route("/readyz", get(health_routes::readyz))
         .route("/metrics", get(health_routes::metrics));

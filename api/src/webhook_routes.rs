@@ -33,6 +33,7 @@ const MAX_DESCRIPTION: usize = 255;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
+/// The merchants' routes (public listener).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/webhook-endpoints", get(list).post(create))
@@ -43,7 +44,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/webhook-endpoints/{id}/deliveries", get(deliveries))
         .route("/v1/webhook-endpoints/{id}/deliveries/{event_id}", get(delivery))
         .route("/v1/webhook-endpoints/{id}/deliveries/{event_id}/redeliver", post(redeliver))
-        .route("/v1/admin/webhook-endpoints/failing", get(failing))
+}
+
+/// The operator's route (internal listener, with the admin API).
+pub fn admin_router() -> Router<AppState> {
+    Router::new().route("/v1/admin/webhook-endpoints/failing", get(failing))
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]

@@ -17,6 +17,8 @@ async fn rotating_the_card_key_while_transactions_flow_loses_nothing() {
     let (mut config, dir) = sqlite_config().await;
     let key_file = dir.path().join("card-keys");
     std::fs::write(&key_file, &k1).unwrap();
+    // The file alone (the variable would win over it).
+    config.card_encryption_keys = None;
     config.card_encryption_keys_file = Some(key_file.clone());
     let (database_url, topic) = (config.database_url.clone(), config.transactions_topic.clone());
     let app = spawn_with(config, Some(dir)).await;
