@@ -15,6 +15,7 @@ WORKDIR /src
 # Only what the build reads, so docs or deploy changes do not rebuild.
 COPY Cargo.toml Cargo.lock ./
 COPY model model
+COPY envelope envelope
 COPY store store
 COPY runtime runtime
 COPY processor processor
