@@ -18,6 +18,7 @@
 use transaction_model::{AccountId, TransactionId, TransactionMessage};
 use transaction_store::AcceptedTransaction;
 
+use crate::decision_wait::PendingWaits;
 use crate::error::ApiError;
 use crate::new_transaction::NewTransaction;
 use crate::state::AppState;
@@ -37,6 +38,7 @@ pub async fn accept(
     items: Vec<NewTransaction>,
     request_id: &str,
     attempt: Option<&KeyedAttempt>,
+    waits: Option<&PendingWaits>,
 ) -> Result<Vec<Result<TransactionResource, ApiError>>, ApiError> {
     if items.is_empty() {
         return Ok(Vec::new());
@@ -65,6 +67,11 @@ pub async fn accept(
             created_at: Some(created_at),
         })
         .collect();
+    if let Some(waits) = waits {
+        // Before producing, so that no decision can arrive unheard.
+        let ids: Vec<TransactionId> = accepted.iter().map(|a| a.id.clone()).collect();
+        waits.register(&ids);
+    }
     let reports = state.publisher.publish(&messages, request_id).await;
     drop(messages);
 

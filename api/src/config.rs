@@ -54,6 +54,20 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Where the processor publishes decisions; read for `Prefer: wait`.
+    #[arg(long, env = "RESULTS_TOPIC", default_value = "transactions_result")]
+    pub results_topic: String,
+
+    /// Longest wait for a decision a request may ask for with `Prefer:
+    /// wait=N`; 0 disables waiting (and the results listener).
+    #[arg(long, env = "MAX_DECISION_WAIT_MS", default_value_t = 10_000)]
+    pub max_decision_wait_ms: u64,
+
+    /// Most requests waiting for decisions at once; beyond it a request is
+    /// answered pending without waiting.
+    #[arg(long, env = "MAX_DECISION_WAITERS", default_value_t = 50_000)]
+    pub max_decision_waiters: usize,
+
     /// Longest wait for the broker's delivery report before answering 503.
     #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
     pub delivery_timeout_ms: u64,
@@ -143,6 +157,8 @@ impl Config {
 
     /// Defaults for tests and tools: everything local, port 0, development
     /// mode (a missing SECRET_HASH_KEY falls back to the development key).
+    /// Waits are off (`max_decision_wait_ms` 0): a test that waits names its
+    /// results topic and turns them on.
     pub fn local(database_url: &str, transactions_topic: &str) -> Self {
         Config {
             kafka_brokers: "127.0.0.1:9092".into(),
@@ -154,6 +170,9 @@ impl Config {
             card_encryption_keys: None,
             card_encryption_keys_file: None,
             admin_token: None,
+            results_topic: "transactions_result".into(),
+            max_decision_wait_ms: 0,
+            max_decision_waiters: 50_000,
             delivery_timeout_ms: 5000,
             max_body_bytes: 1024 * 1024,
             max_batch_items: 500,
@@ -185,6 +204,9 @@ impl std::fmt::Debug for Config {
             .field("card_encryption_keys", &self.card_encryption_keys.as_ref().map(|_| "<redacted>"))
             .field("card_encryption_keys_file", &self.card_encryption_keys_file)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("results_topic", &self.results_topic)
+            .field("max_decision_wait_ms", &self.max_decision_wait_ms)
+            .field("max_decision_waiters", &self.max_decision_waiters)
             .field("delivery_timeout_ms", &self.delivery_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_batch_items", &self.max_batch_items)

@@ -70,6 +70,23 @@ impl IntoResponse for JsonResponse {
     }
 }
 
+/// An answer, fresh or replayed from an earlier request with the same key.
+pub struct Answer {
+    pub json: JsonResponse,
+    pub replayed: bool,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let replayed = self.replayed;
+        let mut response = self.json.into_response();
+        if replayed {
+            response.headers_mut().insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
 /// Runs `work` at most once per (merchant, key, body). Only successful
 /// answers are stored: an error (broker or database down) releases the key
 /// so that the client's retry runs again, with the same [`KeyedAttempt`]
@@ -80,13 +97,13 @@ pub async fn run_idempotent<F, Fut>(
     key: Option<IdempotencyKey>,
     fingerprint: String,
     work: F,
-) -> Result<Response, ApiError>
+) -> Result<Answer, ApiError>
 where
     F: FnOnce(Option<KeyedAttempt>) -> Fut,
     Fut: Future<Output = Result<JsonResponse, ApiError>>,
 {
     let Some(IdempotencyKey(key)) = key else {
-        return work(None).await.map(IntoResponse::into_response);
+        return work(None).await.map(|json| Answer { json, replayed: false });
     };
     let times = IdempotencyTimes { now: OffsetDateTime::now_utc(), ttl: TTL, in_flight_timeout: IN_FLIGHT_TIMEOUT };
     let since = match state.store.idempotency.begin_idempotent(account, &key, &fingerprint, times).await? {
@@ -101,9 +118,7 @@ where
         IdempotencyBegin::Completed(stored) => {
             state.metrics.idempotent_replays.inc();
             let status = StatusCode::from_u16(stored.status).map_err(|_| ApiError::Internal)?;
-            let mut response = JsonResponse { status, body: stored.body, retryable: false }.into_response();
-            response.headers_mut().insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
-            return Ok(response);
+            return Ok(Answer { json: JsonResponse { status, body: stored.body, retryable: false }, replayed: true });
         }
     };
     match work(Some(KeyedAttempt { key: key.clone(), since })).await {
@@ -111,7 +126,7 @@ where
             if let Err(release) = state.store.idempotency.release_idempotent(account, &key).await {
                 tracing::warn!(error = %release, "could not release the idempotency key");
             }
-            Ok(answer.into_response())
+            Ok(Answer { json: answer, replayed: false })
         }
         Ok(answer) => {
             let stored = StoredResponse { status: answer.status.as_u16(), body: answer.body.clone() };
@@ -122,7 +137,7 @@ where
                 // gets 409 until the in-flight record times out.
                 tracing::warn!(error = %e, "could not store the idempotent response");
             }
-            Ok(answer.into_response())
+            Ok(Answer { json: answer, replayed: false })
         }
         Err(e) => {
             if let Err(release) = state.store.idempotency.release_idempotent(account, &key).await {

@@ -8,7 +8,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 use service_runtime::metrics::ServiceRegistry;
 
 pub struct Metrics {
@@ -20,6 +22,11 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub idempotent_replays: IntCounter,
+    pub decision_waits: IntCounterVec,
+    pub decision_wait_duration: Histogram,
+    pub decision_results_read: IntCounter,
+    pub decision_results_unusable: IntCounter,
+    pub decision_waiters: IntGauge,
 }
 
 impl Metrics {
@@ -58,6 +65,28 @@ impl Metrics {
             idempotent_replays: r.register(IntCounter::new(
                 "idempotent_replays_total",
                 "Responses replayed for a repeated Idempotency-Key.",
+            )),
+            decision_waits: r.register(IntCounterVec::new(
+                Opts::new(
+                    "decision_waits_total",
+                    "Transactions a request waited for (Prefer: wait), by outcome: decided, timed_out, \
+                     unregistered (too many waiters), foreign (a result naming another account).",
+                ),
+                &["outcome"],
+            )),
+            decision_wait_duration: r.register(Histogram::with_opts(
+                HistogramOpts::new("decision_wait_seconds", "Time requests spent waiting for decisions.")
+                    .buckets(exponential_buckets(0.0005, 2.0, 16).expect("static buckets")),
+            )),
+            decision_results_read: r
+                .register(IntCounter::new("decision_results_read_total", "Result messages read for decision waits.")),
+            decision_results_unusable: r.register(IntCounter::new(
+                "decision_results_unusable_total",
+                "Awaited result messages that could not be used (malformed, or key and id differ).",
+            )),
+            decision_waiters: r.register(IntGauge::new(
+                "decision_waiters",
+                "Transactions requests are waiting for now (Prefer: wait).",
             )),
             registry,
         }

@@ -15,12 +15,14 @@ use transaction_store::{ApiStore, StoreError};
 use crate::auth_failures::FailedAuthLimiter;
 use crate::coalesced_writes::CoalescingAccepted;
 use crate::config::Config;
+use crate::decisions::DecisionWaiters;
 use crate::fingerprint::FINGERPRINT_PURPOSE;
 use crate::housekeeping;
 use crate::metrics::Metrics;
 use crate::operator::OperatorToken;
 use crate::publisher::Publisher;
 use crate::rate_limit::RateLimiter;
+use crate::results_listener::ResultsListener;
 use crate::routes;
 use crate::state::AppState;
 
@@ -76,6 +78,7 @@ pub struct Application {
     admin_router: axum::Router,
     state: AppState,
     limits: service_runtime::http_server::HttpLimits,
+    results_listener: Option<ResultsListener>,
 }
 
 impl Application {
@@ -88,6 +91,13 @@ impl Application {
         }
         config.extra_kafka_options().map_err(StartupError::Config)?;
         config.http_limits().validate().map_err(StartupError::Config)?;
+        // A wait plus the broker's delivery must end before the request
+        // timeout cuts the answer off.
+        if config.max_decision_wait_ms + config.delivery_timeout_ms >= config.http_request_timeout_secs * 1000 {
+            return Err(StartupError::Config(
+                "MAX_DECISION_WAIT_MS + DELIVERY_TIMEOUT_MS must be below HTTP_REQUEST_TIMEOUT_SECS".into(),
+            ));
+        }
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
         let hasher = checked_secret_hasher(config.secret_hash_key.as_deref(), config.development)?;
         if let Some(token) = config.admin_token.as_deref() {
@@ -102,12 +112,24 @@ impl Application {
         )
         .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
         let publisher = Publisher::new(&config, keyring)?;
+        let metrics = Arc::new(Metrics::new());
+        let decisions = DecisionWaiters::new(config.max_decision_waiters, metrics.decision_waiters.clone());
+        let max_decision_wait = Duration::from_millis(config.max_decision_wait_ms);
+        let results_listener = if max_decision_wait.is_zero() {
+            None
+        } else {
+            let mut listener = ResultsListener::new(&config, decisions.clone(), Arc::clone(&metrics))?;
+            // Before the listener serves: a waiting request must find the
+            // results read from where its transaction was produced.
+            listener.start_at_end().await;
+            Some(listener)
+        };
         let state = AppState {
             store,
             fingerprints: hasher.derive(FINGERPRINT_PURPOSE),
             hasher,
             publisher,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             auth_failures: Arc::new(FailedAuthLimiter::new(
                 config.auth_failures_per_minute,
                 config.account_auth_failures_per_minute,
@@ -117,6 +139,8 @@ impl Application {
             trusted_proxies: Arc::new(trusted_proxies),
             max_batch_items: config.max_batch_items,
             webhook_policy: notifier::url_policy::UrlPolicy { allow_loopback_http: config.webhook_allow_loopback_http },
+            decisions,
+            max_decision_wait,
         };
         if state.operator_token.is_none() {
             tracing::info!("ADMIN_TOKEN is not set: the admin endpoints are disabled");
@@ -125,7 +149,15 @@ impl Application {
         let admin_listener = TcpListener::bind(config.admin_http_addr).await?;
         let router = routes::router(state.clone(), config.max_body_bytes);
         let admin_router = routes::internal_router(state.clone(), config.max_body_bytes);
-        Ok(Application { listener, router, admin_listener, admin_router, state, limits: config.http_limits() })
+        Ok(Application {
+            listener,
+            router,
+            admin_listener,
+            admin_router,
+            state,
+            limits: config.http_limits(),
+            results_listener,
+        })
     }
 
     /// The HTTP port (useful when configured as port 0).
@@ -145,6 +177,9 @@ impl Application {
     /// Serves until `shutdown` is cancelled; requests in flight finish first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         tokio::spawn(housekeeping::run(self.state.clone(), shutdown.clone()));
+        if let Some(listener) = self.results_listener {
+            tokio::spawn(listener.run(shutdown.clone()));
+        }
         let internal = tokio::spawn(service_runtime::http_server::serve(
             self.admin_listener,
             self.admin_router,

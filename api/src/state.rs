@@ -10,6 +10,7 @@ use transaction_model::{AccountId, SecretHasher};
 use transaction_store::ApiStore;
 
 use crate::auth_failures::FailedAuthLimiter;
+use crate::decisions::DecisionWaiters;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::operator::OperatorToken;
@@ -31,6 +32,10 @@ pub struct AppState {
     pub max_batch_items: usize,
     /// Which webhook URLs merchants may register (https, public addresses).
     pub webhook_policy: notifier::url_policy::UrlPolicy,
+    /// Requests waiting for decisions (`Prefer: wait`).
+    pub decisions: DecisionWaiters,
+    /// The longest wait a request may ask for; zero disables waits.
+    pub max_decision_wait: Duration,
 }
 
 /// Whole seconds for Retry-After, at least one.

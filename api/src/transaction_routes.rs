@@ -3,7 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -13,6 +13,7 @@ use crate::accept::accept;
 use crate::auth::AuthenticatedMerchant;
 use crate::body::{self, JsonBody};
 use crate::cursor;
+use crate::decision_wait::{settle, WaitRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::fingerprint::{fingerprint, BodyKind, Item};
 use crate::idempotency::{run_idempotent, IdempotencyKey, JsonResponse};
@@ -35,25 +36,39 @@ pub async fn post_transaction(
     let key = IdempotencyKey::from_headers(&headers)?;
     let print = fingerprint(&state.fingerprints, BodyKind::Single, &[Item::Valid(&new)]);
     let account = merchant.account_id;
-    run_to_completion(async move {
-        let (state, account) = (&state, &account);
+    let wait = WaitRequest::from_headers(&state, &headers);
+    let pending = wait.as_ref().map(|w| w.pending.clone());
+    let (task_state, task_account) = (state.clone(), account.clone());
+    let mut answer = run_to_completion(async move {
+        let (state, account) = (&task_state, &task_account);
         run_idempotent(state, account, key, print, |attempt| async move {
-            let mut results = accept(state, account, vec![new], &request_id.0, attempt.as_ref()).await?;
+            let mut results =
+                accept(state, account, vec![new], &request_id.0, attempt.as_ref(), pending.as_ref()).await?;
             let resource = results.pop().ok_or(ApiError::Internal)??;
             JsonResponse::new(StatusCode::ACCEPTED, &resource)
         })
         .await
     })
-    .await
+    .await?;
+    // Waiting happens here, outside the accepting task: a client that hangs
+    // up drops its waits at once.
+    if answer.json.status == StatusCode::ACCEPTED && (wait.is_some() || answer.replayed) {
+        if let Ok(mut resource) = serde_json::from_str::<TransactionResource>(&answer.json.body) {
+            if settle(&state, &account, &mut [&mut resource], wait, answer.replayed).await {
+                answer.json = JsonResponse::new(StatusCode::CREATED, &resource)?;
+            }
+        }
+    }
+    Ok(answer.into_response())
 }
 
 /// Runs the accepting part of a POST on its own task: if the client hangs
 /// up, axum drops the handler, but a transaction handed to the broker must
 /// still be marked and its idempotency record completed, or a retry with the
 /// same key would run it twice.
-async fn run_to_completion(
-    work: impl std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
-) -> Result<Response, ApiError> {
+async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::spawn(work).await.map_err(|e| {
         tracing::error!(error = %e, "accepting task failed");
         ApiError::Internal
@@ -66,7 +81,8 @@ pub struct BatchRequest {
     pub transactions: Vec<Box<RawValue>>,
 }
 
-/// One item's outcome: `status` is `pending` (accepted) or `error`.
+/// One item's outcome: `status` is `pending` (accepted), `approved` or
+/// `rejected` (decided within the wait asked for), or `error`.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct BatchItem {
     pub index: usize,
@@ -146,8 +162,11 @@ pub async fn post_batch(
     let print = fingerprint(&state.fingerprints, BodyKind::Batch, &items);
     drop(items);
     let account = merchant.account_id;
-    run_to_completion(async move {
-        let (state, account) = (&state, &account);
+    let wait = WaitRequest::from_headers(&state, &headers);
+    let pending = wait.as_ref().map(|w| w.pending.clone());
+    let (task_state, task_account) = (state.clone(), account.clone());
+    let mut answer = run_to_completion(async move {
+        let (state, account) = (&task_state, &task_account);
         run_idempotent(state, account, key, print, |attempt| async move {
             let mut to_send = Vec::with_capacity(valid);
             let mut slots: Vec<Result<(), ApiError>> = Vec::with_capacity(count);
@@ -160,7 +179,8 @@ pub async fn post_batch(
                     Err(e) => slots.push(Err(e)),
                 }
             }
-            let mut outcomes = accept(state, account, to_send, &request_id.0, attempt.as_ref()).await?.into_iter();
+            let mut outcomes =
+                accept(state, account, to_send, &request_id.0, attempt.as_ref(), pending.as_ref()).await?.into_iter();
             let mut results = Vec::with_capacity(count);
             let (mut accepted, mut broker_failures) = (0, 0);
             for (index, slot) in slots.into_iter().enumerate() {
@@ -192,7 +212,21 @@ pub async fn post_batch(
         })
         .await
     })
-    .await
+    .await?;
+    if answer.json.status == StatusCode::OK && (wait.is_some() || answer.replayed) {
+        if let Ok(mut batch) = serde_json::from_str::<BatchResponse>(&answer.json.body) {
+            let mut pending: Vec<&mut TransactionResource> =
+                batch.results.iter_mut().filter_map(|item| item.transaction.as_mut()).collect();
+            settle(&state, &account, &mut pending, wait, answer.replayed).await;
+            for item in &mut batch.results {
+                if let Some(t) = &item.transaction {
+                    item.status.clone_from(&t.status);
+                }
+            }
+            answer.json.body = serde_json::to_string(&batch).map_err(|_| ApiError::Internal)?;
+        }
+    }
+    Ok(answer.into_response())
 }
 
 pub async fn get_transaction(

@@ -45,7 +45,10 @@ trap cleanup EXIT
 
 # A topic of its own: the broker does not auto-create topics.
 topic="contract-$(date +%s)-$$"
-"$(scripts/broker path)" topic create --broker "tcp://${brokers}" --partitions 1 "$topic" >/dev/null
+results="$topic-results"
+for t in "$topic" "$results"; do
+  "$(scripts/broker path)" topic create --broker "tcp://${brokers}" --partitions 1 "$t" >/dev/null
+done
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export DATABASE_URL="sqlite://$work/contract.db"
@@ -53,6 +56,8 @@ export SECRET_HASH_KEY="contract-test-secret-hash-key"
 export ADMIN_TOKEN="contract-test-admin-token"
 export CARD_ENCRYPTION_KEYS="contract:Y29udHJhY3QtdGVzdC1jYXJkLWtleXJpbmctMzJieXQ="
 admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# No processor runs: a `Prefer: wait` times out, after at most a second.
+export RESULTS_TOPIC="$results" MAX_DECISION_WAIT_MS=1000
 export KAFKA_BROKERS="$brokers" TRANSACTIONS_TOPIC="$topic" HTTP_ADDR="127.0.0.1:$port" ADMIN_HTTP_ADDR="127.0.0.1:$admin_port"
 # The fuzzer sends thousands of requests, many without credentials: the
 # limiters would otherwise answer 429 to most of them.

@@ -63,6 +63,17 @@ pub async fn sqlite_config() -> (Config, tempfile::TempDir) {
     (config, dir)
 }
 
+/// Config whose `Prefer: wait` reads a results topic of its own (created,
+/// 2 partitions), returned for the processor.
+pub async fn waiting_config() -> (Config, tempfile::TempDir, String) {
+    let (mut config, dir) = sqlite_config().await;
+    let results = unique("res");
+    create_topics(&[&results], 2).await;
+    config.results_topic = results.clone();
+    config.max_decision_wait_ms = 10_000;
+    (config, dir, results)
+}
+
 pub async fn spawn_sqlite() -> TestApp {
     let (config, dir) = sqlite_config().await;
     spawn_with(config, Some(dir)).await
@@ -186,6 +197,8 @@ pub struct ProcessorExtras {
     pub card_keys: Option<String>,
     /// librdkafka properties (`key=value`), for the topics' admin client too.
     pub kafka_options: Vec<String>,
+    /// An existing results topic (`None`: a fresh one is created).
+    pub results_topic: Option<String>,
 }
 
 pub async fn spawn_processor_with(
@@ -194,8 +207,16 @@ pub async fn spawn_processor_with(
     transactions: &str,
     extras: ProcessorExtras,
 ) -> Running {
-    let (results, dlq) = (unique("res"), unique("dlq"));
-    testkit::create_topics_with(brokers, &option_pairs(&extras.kafka_options), &[(&results, 1), (&dlq, 1)]).await;
+    let dlq = unique("dlq");
+    let results = match extras.results_topic {
+        Some(topic) => topic,
+        None => {
+            let topic = unique("res");
+            testkit::create_topics_with(brokers, &option_pairs(&extras.kafka_options), &[(&topic, 1)]).await;
+            topic
+        }
+    };
+    testkit::create_topics_with(brokers, &option_pairs(&extras.kafka_options), &[(&dlq, 1)]).await;
     let config = processor::Config {
         kafka_brokers: brokers.to_owned(),
         database_url: database_url.to_owned(),
