@@ -8,9 +8,11 @@
 //!
 //! Prints, per rate: requests sent, answered with the decision (201),
 //! pending after the wait (202), failed, and latency p50/p99/max of the
-//! decided ones. The load generator shares the machine with everything it
-//! measures; at a rate the machine cannot sustain, latency grows with the
-//! queue and the figures say so.
+//! decided ones. Latency counts from the moment a request was due, not when
+//! a connection was free (no coordinated omission); at most `--connections`
+//! requests are in flight. The load generator shares the machine with
+//! everything it measures; at a rate the machine cannot sustain, latency
+//! grows with the queue and the figures say so.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,6 +41,9 @@ struct Args {
     brokers: String,
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+    /// Most requests in flight (connections) at once.
+    #[arg(long, default_value_t = 512)]
+    connections: usize,
 }
 
 const CARD_KEYS: &str = "bench:YmVuY2gtb25seS1jYXJkLWtleXJpbmctMzJieXRlcyE=";
@@ -99,14 +104,14 @@ async fn main() -> anyhow::Result<()> {
     let _processor: Child = processor.spawn().context("starting the processor binary")?;
 
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
     let auth = format!("Basic {}", STANDARD.encode(format!("bench-merchant:{secret}")));
     wait_healthy(&client, &base).await?;
     // Until the processor has joined its group and decides: the first
     // decision inline.
     let warm = Instant::now();
     loop {
-        let tally = run_rate(&client, &base, &auth, 20, Duration::from_millis(500)).await;
+        let tally = run_rate(&client, &base, &auth, 20, Duration::from_millis(500), 64).await;
         if tally.lock().await.decided.len() >= 5 {
             break;
         }
@@ -116,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     println!("rate_tx_s  sent  decided  pending  failed  p50_ms  p99_ms  max_ms");
     for &rate in &args.rates {
         let started = Instant::now();
-        let tally = run_rate(&client, &base, &auth, rate, Duration::from_secs(args.seconds)).await;
+        let tally = run_rate(&client, &base, &auth, rate, Duration::from_secs(args.seconds), args.connections).await;
         let elapsed = started.elapsed();
         let mut t = tally.lock().await;
         t.decided.sort();
@@ -144,8 +149,16 @@ async fn main() -> anyhow::Result<()> {
 
 /// Sends `rate` requests a second for `length`, each on its own task,
 /// without waiting for answers (open loop); returns once all are answered.
-async fn run_rate(client: &reqwest::Client, base: &str, auth: &str, rate: u32, length: Duration) -> Arc<Mutex<Tally>> {
+async fn run_rate(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    rate: u32,
+    length: Duration,
+    connections: usize,
+) -> Arc<Mutex<Tally>> {
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections));
     let tick = Duration::from_millis(1);
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -165,9 +178,10 @@ async fn run_rate(client: &reqwest::Client, base: &str, auth: &str, rate: u32, l
                 .header("prefer", "wait=10")
                 .header("content-type", "application/json")
                 .body(BODY);
-            let tally = Arc::clone(&tally);
+            let (tally, slots) = (Arc::clone(&tally), Arc::clone(&slots));
             tasks.push(tokio::spawn(async move {
                 let t0 = Instant::now();
+                let _slot = slots.acquire_owned().await;
                 let outcome = request.send().await;
                 let latency = t0.elapsed();
                 let mut t = tally.lock().await;
