@@ -52,6 +52,7 @@ export DATABASE_URL="sqlite://$work/contract.db"
 export SECRET_HASH_KEY="contract-test-secret-hash-key"
 export ADMIN_TOKEN="contract-test-admin-token"
 export CARD_ENCRYPTION_KEYS="contract:Y29udHJhY3QtdGVzdC1jYXJkLWtleXJpbmctMzJieXQ="
+export CVV_ENCRYPTION_KEYS="contractcvv:Z2F0ZXdheS1pbnRlZ3JhdGlvbi10ZXN0LWN2di1rMSE="
 admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export KAFKA_BROKERS="$brokers" TRANSACTIONS_TOPIC="$topic" HTTP_ADDR="127.0.0.1:$port" ADMIN_HTTP_ADDR="127.0.0.1:$admin_port"
 # The fuzzer sends thousands of requests, many without credentials: the
