@@ -33,7 +33,7 @@ case "${1:-}" in
       mysql_root -e "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '$user'@'%';"
     done
     grep -v '^#' "$spec" | while read -r user privileges table; do
-      [ -n "$user" ] && [ "$user" != migrator ] || continue
+      if [ -z "$user" ] || [ "$user" = migrator ]; then continue; fi
       mysql_root -e "GRANT ${privileges//,/, } ON gateway.\`$table\` TO '$user'@'%';"
       echo "GRANT $privileges ON gateway.$table TO $user"
     done
