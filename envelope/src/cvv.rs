@@ -96,7 +96,7 @@ pub fn rotate(current: &str, now: OffsetDateTime) -> Result<Zeroizing<String>, K
         .filter_map(|id| Some((key_created_at(id.as_str())?, id.clone())))
         .filter(|(made, _)| now - *made < KEY_LIFETIME)
         .collect();
-    kept.sort_by(|a, b| b.0.cmp(&a.0)); // newest first
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0)); // newest first
 
     // A second run in the same minute finds its key made already: it keeps
     // that one as the staged key rather than promoting it early.
