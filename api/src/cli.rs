@@ -1,6 +1,9 @@
 //! The `api` command line: `serve`, and account administration.
 
 use std::io::Write;
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
 
 use clap::{Args, Parser, Subcommand};
 use transaction_store::AccountStatus;
@@ -23,6 +26,34 @@ pub enum Command {
     Serve(Box<Config>),
     /// Manage merchant accounts directly in the database.
     Accounts(AccountsArgs),
+    /// Bring the database schema up to date and exit: the one-off migrate
+    /// job of a deployment whose services run with RUN_MIGRATIONS=false.
+    Migrate(MigrateArgs),
+    /// The CVV's short-lived keyring.
+    #[command(subcommand)]
+    CvvKeys(CvvKeysCommand),
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The migrator's URL (a user with DDL rights on the schema).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Subcommand)]
+pub enum CvvKeysCommand {
+    /// One rotation (every 15 minutes): remove the keys made 60 minutes ago
+    /// or earlier, seal with the key staged by the previous run, stage a
+    /// fresh random key. Reads the current keyring from `--current` (absent
+    /// or empty: the first run) and writes the new one to `--out` (mode
+    /// 0600); never prints key material.
+    Rotate {
+        #[arg(long)]
+        current: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -84,6 +115,34 @@ pub enum CliError {
     DevelopmentKey(#[from] service_runtime::dev_keys::DevKeyError),
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
+    #[error("CVV keyring: {0}")]
+    Keyring(#[from] card_envelope::KeyringError),
+}
+
+/// Runs `migrate`.
+pub async fn run_migrate(args: MigrateArgs) -> Result<(), CliError> {
+    transaction_store::migrate(&args.database_url).await?;
+    tracing::info!(database = %transaction_store::redact_url(&args.database_url), "schema up to date");
+    Ok(())
+}
+
+/// Runs a `cvv-keys` subcommand, reporting (ids only) to `out`.
+pub fn run_cvv_keys(command: CvvKeysCommand, out: &mut impl Write) -> Result<(), CliError> {
+    let CvvKeysCommand::Rotate { current, out: target } = command;
+    let text = match std::fs::read_to_string(&current) {
+        Ok(text) => Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(String::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let rotated = card_envelope::cvv::rotate(&text, time::OffsetDateTime::now_utc())?;
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    file.open(&target)?.write_all(rotated.as_bytes())?;
+    let ids: Vec<&str> = rotated.lines().filter_map(|l| l.split(':').next()).collect();
+    writeln!(out, "CVV keyring: {} (the first seals; keys older than 60 minutes removed)", ids.join(" "))?;
+    Ok(())
 }
 
 /// Runs an `accounts` subcommand, writing its output to `out`.

@@ -49,6 +49,17 @@ pub struct Config {
     #[arg(long, env = "CARD_ENCRYPTION_KEYS_FILE")]
     pub card_encryption_keys_file: Option<PathBuf>,
 
+    /// The CVV's keyring of short-lived keys (same form; the first seals),
+    /// rotated every 15 minutes by the `cvv-keys` CronJob in production.
+    /// Without it (or the file) the PUBLIC development CVV keyring is used
+    /// in development mode only.
+    #[arg(long, env = "CVV_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub cvv_encryption_keys: Option<String>,
+
+    /// The CVV keyring in a file (a mounted Secret), re-read every 10 s.
+    #[arg(long, env = "CVV_ENCRYPTION_KEYS_FILE")]
+    pub cvv_encryption_keys_file: Option<PathBuf>,
+
     /// Bearer token of the /v1/admin endpoints, distinct from the
     /// dashboard's OPERATOR_TOKEN; without it they answer 403.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -169,6 +180,8 @@ impl Config {
             secret_hash_key: None,
             card_encryption_keys: None,
             card_encryption_keys_file: None,
+            cvv_encryption_keys: None,
+            cvv_encryption_keys_file: None,
             admin_token: None,
             results_topic: "transactions_result".into(),
             max_decision_wait_ms: 0,
@@ -203,6 +216,8 @@ impl std::fmt::Debug for Config {
             .field("secret_hash_key", &self.secret_hash_key.as_ref().map(|_| "<redacted>"))
             .field("card_encryption_keys", &self.card_encryption_keys.as_ref().map(|_| "<redacted>"))
             .field("card_encryption_keys_file", &self.card_encryption_keys_file)
+            .field("cvv_encryption_keys", &self.cvv_encryption_keys.as_ref().map(|_| "<redacted>"))
+            .field("cvv_encryption_keys_file", &self.cvv_encryption_keys_file)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("results_topic", &self.results_topic)
             .field("max_decision_wait_ms", &self.max_decision_wait_ms)

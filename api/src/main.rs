@@ -1,4 +1,4 @@
-use api::cli::{run_accounts, Cli, Command};
+use api::cli::{run_accounts, run_cvv_keys, run_migrate, Cli, Command};
 use api::Application;
 use clap::Parser;
 
@@ -9,6 +9,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(*config).await,
         Command::Accounts(args) => Ok(run_accounts(args, &mut std::io::stdout().lock()).await?),
+        Command::Migrate(args) => Ok(run_migrate(args).await?),
+        Command::CvvKeys(command) => Ok(run_cvv_keys(command, &mut std::io::stdout().lock())?),
     }
 }
 

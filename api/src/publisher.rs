@@ -24,6 +24,8 @@ pub struct Publisher {
     delivery_timeout: Duration,
     /// Seals the card fields of every message.
     keyring: SharedKeyring,
+    /// Seals the CVV (short-lived keys).
+    cvv_keyring: SharedKeyring,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,7 @@ pub enum DeliveryError {
 }
 
 impl Publisher {
-    pub fn new(config: &Config, keyring: SharedKeyring) -> Result<Self, KafkaError> {
+    pub fn new(config: &Config, keyring: SharedKeyring, cvv_keyring: SharedKeyring) -> Result<Self, KafkaError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &config.kafka_brokers)
             .set("client.id", "transaction-api")
@@ -54,6 +56,7 @@ impl Publisher {
             topic: Arc::from(config.transactions_topic.as_str()),
             delivery_timeout: config.delivery_timeout(),
             keyring,
+            cvv_keyring,
         })
     }
 
@@ -65,7 +68,8 @@ impl Publisher {
     }
 
     async fn send_one(&self, message: &TransactionMessage, request_id: &str) -> Result<(), DeliveryError> {
-        let payload = sealed_payload(&self.keyring.get(), message).map_err(|_| DeliveryError::Encode)?;
+        let payload =
+            sealed_payload(&self.keyring.get(), &self.cvv_keyring.get(), message).map_err(|_| DeliveryError::Encode)?;
         let headers = OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(request_id) });
         let record = FutureRecord::to(&self.topic).key(message.id.as_str()).payload(&payload).headers(headers);
         let delivery = self.producer.send(record, Timeout::After(self.delivery_timeout));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use card_envelope::SharedKeyring;
+use card_envelope::{KeyPurpose, SharedKeyring};
 use rdkafka::error::KafkaError;
 use service_runtime::client_ip::TrustedProxies;
 use service_runtime::dev_keys::{self, DevKeyError};
@@ -106,12 +106,20 @@ impl Application {
         let mut store = open_store(&config.database_url, shutdown).await?;
         store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
         let keyring = SharedKeyring::for_service(
+            KeyPurpose::Card,
             config.card_encryption_keys.as_deref(),
             config.card_encryption_keys_file.as_deref(),
             config.development,
         )
         .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
-        let publisher = Publisher::new(&config, keyring)?;
+        let cvv_keyring = SharedKeyring::for_service(
+            KeyPurpose::Cvv,
+            config.cvv_encryption_keys.as_deref(),
+            config.cvv_encryption_keys_file.as_deref(),
+            config.development,
+        )
+        .map_err(|e| StartupError::Config(format!("CVV keyring: {e}")))?;
+        let publisher = Publisher::new(&config, keyring, cvv_keyring)?;
         let metrics = Arc::new(Metrics::new());
         let decisions = DecisionWaiters::new(config.max_decision_waiters, metrics.decision_waiters.clone());
         let max_decision_wait = Duration::from_millis(config.max_decision_wait_ms);

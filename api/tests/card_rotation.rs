@@ -46,8 +46,8 @@ async fn rotating_the_card_key_while_transactions_flow_loses_nothing() {
     assert_eq!(messages.len(), ids.len());
     let key_of = |m: &rdkafka::message::OwnedMessage| {
         let p: serde_json::Value = serde_json::from_slice(rdkafka::Message::payload(m).unwrap()).unwrap();
-        let cvv = p["credit_card_cvv"].as_str().unwrap().to_owned();
-        cvv.split(':').nth(2).unwrap().to_owned()
+        let number = p["credit_card_number"].as_str().unwrap().to_owned();
+        number.split(':').nth(2).unwrap().to_owned()
     };
     let k1_count = messages.iter().filter(|m| key_of(m) == "k1").count();
     let k2_count = messages.iter().filter(|m| key_of(m) == "k2").count();

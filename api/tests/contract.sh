@@ -55,6 +55,7 @@ export DATABASE_URL="sqlite://$work/contract.db"
 export SECRET_HASH_KEY="contract-test-secret-hash-key"
 export ADMIN_TOKEN="contract-test-admin-token"
 export CARD_ENCRYPTION_KEYS="contract:Y29udHJhY3QtdGVzdC1jYXJkLWtleXJpbmctMzJieXQ="
+export CVV_ENCRYPTION_KEYS="contractcvv:Z2F0ZXdheS1pbnRlZ3JhdGlvbi10ZXN0LWN2di1rMSE="
 admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # No processor runs: a `Prefer: wait` times out, after at most a second.
 export RESULTS_TOPIC="$results" MAX_DECISION_WAIT_MS=1000

@@ -43,6 +43,7 @@ async fn api_and_processor_speak_tls_to_kafka_and_verify_the_broker() {
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
     let mut config = Config::local(&url, &topic);
     config.card_encryption_keys = Some(testkit::TEST_CARD_KEYRING.into());
+    config.cvv_encryption_keys = Some(testkit::TEST_CVV_KEYRING.into());
     config.kafka_brokers = brokers.clone();
     config.kafka_options = options.clone();
     config.secret_hash_key = Some(SECRET_KEY.into());

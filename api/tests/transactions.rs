@@ -52,11 +52,15 @@ async fn a_posted_transaction_is_produced_then_answered_202_and_readable() {
         assert!(!raw_text.contains(&format!("\"{clear}")), "{clear} in clear on the topic: {raw_text}");
     }
     let ring = card_envelope::Keyring::parse(testkit::TEST_CARD_KEYRING).unwrap();
+    let cvv_ring = card_envelope::Keyring::parse(testkit::TEST_CVV_KEYRING).unwrap();
     let binding = card_envelope::Binding { transaction_id: &id, account_id: "merchant-1" };
     let open = |field: card_envelope::Field| {
         let sealed = p[field.name()].as_str().unwrap();
-        assert!(sealed.starts_with("enc:v1:test:"), "{sealed}");
-        String::from_utf8(card_envelope::open(&ring, binding, field, sealed).unwrap().to_vec()).unwrap()
+        // The CVV under the CVV's own (short-lived) keyring.
+        let (ring, prefix) =
+            if field == card_envelope::Field::Cvv { (&cvv_ring, "enc:v1:testcvv:") } else { (&ring, "enc:v1:test:") };
+        assert!(sealed.starts_with(prefix), "{sealed}");
+        String::from_utf8(card_envelope::open(ring, binding, field, sealed).unwrap().to_vec()).unwrap()
     };
     assert_eq!(open(card_envelope::Field::CardNumber), r#""4111111111111111""#);
     assert_eq!(open(card_envelope::Field::Cvv), r#""123""#);

@@ -41,6 +41,7 @@ export DATABASE_URL="sqlite://$work/gateway.db" SECRET_HASH_KEY=$(random) OPERAT
 export SESSION_KEY=$(random)$(random) ADMIN_TOKEN=$(random)
 export CONSUMER_GROUP=pipe-processor-$id CARD_HASH_KEY=$(random)
 export CARD_ENCRYPTION_KEYS="local:$(python3 -c 'import base64,secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())')"
+export CVV_ENCRYPTION_KEYS="localcvv:$(python3 -c 'import base64,secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())')"
 
 secret_of() { "$bin/api" accounts create --id "$1" --name "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'; }
 export MERCHANT_ID=shop-a

@@ -32,12 +32,21 @@ pub enum OpenError {
     UnknownKey(KeyId),
     #[error("sealed value does not open: wrong key, or moved from another message, account or field")]
     Forged,
+    #[error("sealed under key {0}, which is past its lifetime")]
+    Expired(KeyId),
 }
 
 /// Whether a string value is sealed (of any version): the processor's test
 /// for "not plaintext".
 pub fn is_sealed(value: &str) -> bool {
     value.starts_with(SEALED)
+}
+
+/// The key id a well-formed v1 sealed value names.
+pub(crate) fn sealed_key_id(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix(SEALED)?.strip_prefix(V1)?;
+    let (id, _) = rest.split_once(':')?;
+    KeyId::try_from(id).ok().map(|_| id)
 }
 
 /// Seals `plaintext` (the field's JSON text) under the keyring's current key.

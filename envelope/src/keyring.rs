@@ -11,7 +11,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 pub const KEY_LEN: usize = 32;
 
@@ -23,6 +23,14 @@ pub struct KeyId(String);
 impl KeyId {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl KeyId {
+    /// An id known to be valid (a constant, or one read from a sealed value
+    /// that was checked already).
+    pub(crate) fn unchecked(s: &str) -> Self {
+        KeyId(s.to_owned())
     }
 }
 
@@ -86,10 +94,10 @@ pub enum KeyringError {
     Duplicate(String),
     #[error("keyring not readable: {0}")]
     Unreadable(String),
-    #[error("CARD_ENCRYPTION_KEYS or CARD_ENCRYPTION_KEYS_FILE is not set; set it, or start in development mode (GATEWAY_DEVELOPMENT=1) for a local run")]
-    NotConfigured,
-    #[error("the card keyring is the development keyring published in the repository; set a secret one, or start in development mode (GATEWAY_DEVELOPMENT=1)")]
-    DevelopmentKeyring,
+    #[error("{0}_KEYS or {0}_KEYS_FILE is not set; set it, or start in development mode (GATEWAY_DEVELOPMENT=1) for a local run")]
+    NotConfigured(&'static str),
+    #[error("{0}_KEYS is the development keyring published in the repository; set a secret one, or start in development mode (GATEWAY_DEVELOPMENT=1)")]
+    DevelopmentKeyring(&'static str),
 }
 
 #[derive(Clone)]
@@ -135,6 +143,12 @@ impl Keyring {
 
     pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
         self.keys.keys()
+    }
+
+    /// One key's entry in text form (`KEY_ID:BASE64`), wiped when dropped:
+    /// the CVV key rotation writes the keyring back from these.
+    pub(crate) fn entry(&self, id: &KeyId) -> Option<Zeroizing<String>> {
+        self.keys.get(id).map(|key| Zeroizing::new(format!("{id}:{}", STANDARD.encode(key.bytes()))))
     }
 }
 

@@ -8,7 +8,12 @@
 //! ciphertext of the field's JSON text. The associated data binds the
 //! version, the key id, the transaction id, the account and the field name:
 //! a sealed value moved to another message, account or field fails to open.
+//!
+//! The CVV is sealed the same way but under a keyring of its own, of
+//! short-lived keys that are destroyed after the authorization window
+//! ([`cvv`]).
 
+pub mod cvv;
 mod envelope;
 mod field;
 mod keyring;
@@ -17,4 +22,4 @@ mod shared;
 pub use envelope::{is_sealed, open, seal, Binding, OpenError};
 pub use field::Field;
 pub use keyring::{DataKey, KeyId, Keyring, KeyringError};
-pub use shared::{KeySource, SharedKeyring, DEVELOPMENT_KEYRING};
+pub use shared::{KeyPurpose, KeySource, SharedKeyring, DEVELOPMENT_CVV_KEYRING, DEVELOPMENT_KEYRING};

@@ -30,6 +30,33 @@ impl std::fmt::Debug for KeySource {
 /// A public keyring for development and tests only: anything sealed under it
 /// is readable by anyone who has this source code.
 pub const DEVELOPMENT_KEYRING: &str = "dev:ZGV2ZWxvcG1lbnQtb25seS1jYXJkLWtleS0zMmJ5dGU=";
+/// The CVV's public development keyring (never rotated: development only).
+pub const DEVELOPMENT_CVV_KEYRING: &str = "devcvv:ZGV2ZWxvcG1lbnQtb25seS1jdnYta2V5LTMyYnl0ZXM=";
+
+/// Which of a service's two keyrings: the card keyring (card number, name,
+/// expiry; kept for the topic's retention) or the CVV's short-lived one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    Card,
+    Cvv,
+}
+
+impl KeyPurpose {
+    /// The settings' prefix: `<prefix>_KEYS`, `<prefix>_KEYS_FILE`.
+    pub fn settings(self) -> &'static str {
+        match self {
+            KeyPurpose::Card => "CARD_ENCRYPTION",
+            KeyPurpose::Cvv => "CVV_ENCRYPTION",
+        }
+    }
+
+    fn development_keyring(self) -> &'static str {
+        match self {
+            KeyPurpose::Card => DEVELOPMENT_KEYRING,
+            KeyPurpose::Cvv => DEVELOPMENT_CVV_KEYRING,
+        }
+    }
+}
 
 impl KeySource {
     /// From a service's two settings (the variable wins over the file), or
@@ -42,9 +69,9 @@ impl KeySource {
         }
     }
 
-    /// The public development keyring.
-    pub fn development() -> Self {
-        KeySource::Text(Zeroizing::new(DEVELOPMENT_KEYRING.to_owned()))
+    /// The public development keyring of `purpose`.
+    pub fn development(purpose: KeyPurpose) -> Self {
+        KeySource::Text(Zeroizing::new(purpose.development_keyring().to_owned()))
     }
 
     fn read(&self) -> Result<Zeroizing<String>, KeyringError> {
@@ -73,34 +100,37 @@ impl SharedKeyring {
     }
 
     /// A service's keyring from its two settings (`CARD_ENCRYPTION_KEYS`,
-    /// `CARD_ENCRYPTION_KEYS_FILE`), a file re-read every 10 s. With
+    /// `CARD_ENCRYPTION_KEYS_FILE`, or `CVV_…` for the CVV's), a file re-read
+    /// every 10 s (a removed CVV key leaves memory at the next reload). With
     /// neither, or with the published development keyring, it is refused
     /// unless `development` (then the development keyring, with a warning).
     pub fn for_service(
+        purpose: KeyPurpose,
         text: Option<&str>,
         file: Option<&std::path::Path>,
         development: bool,
     ) -> Result<Self, KeyringError> {
+        let name = purpose.settings();
         let source = match KeySource::from_settings(text, file) {
             Some(source) => source,
             None if development => {
                 tracing::warn!(
-                    "development mode: CARD_ENCRYPTION_KEYS(_FILE) is not set: using the PUBLIC development \
+                    "development mode: {name}_KEYS(_FILE) is not set: using the PUBLIC development \
                      keyring; card data on the transactions topic is NOT protected"
                 );
-                KeySource::development()
+                KeySource::development(purpose)
             }
-            None => return Err(KeyringError::NotConfigured),
+            None => return Err(KeyringError::NotConfigured(name)),
         };
-        if !development && source.read()?.trim() == DEVELOPMENT_KEYRING {
-            return Err(KeyringError::DevelopmentKeyring);
+        if !development && source.read()?.trim() == purpose.development_keyring() {
+            return Err(KeyringError::DevelopmentKeyring(name));
         }
         let ring = SharedKeyring::load(source)?;
-        tracing::info!(current = %ring.get().current().0, "card keyring loaded");
-        ring.watch(Duration::from_secs(10), |reloaded| match reloaded {
-            Ok(true) => tracing::info!("card keyring reloaded"),
+        tracing::info!(keyring = name, current = %ring.get().current().0, "keyring loaded");
+        ring.watch(Duration::from_secs(10), move |reloaded| match reloaded {
+            Ok(true) => tracing::info!(keyring = name, "keyring reloaded"),
             Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "card keyring not reloaded; keeping the current one"),
+            Err(e) => tracing::error!(keyring = name, error = %e, "keyring not reloaded; keeping the current one"),
         })
         .map_err(|e| KeyringError::Unreadable(format!("could not start the reload thread: {e}")))?;
         Ok(ring)
@@ -194,12 +224,19 @@ mod service_tests {
 
     #[test]
     fn a_service_refuses_a_missing_or_published_keyring_outside_development() {
-        let refused = |text: Option<&str>| SharedKeyring::for_service(text, None, false).err();
-        assert_eq!(refused(None), Some(KeyringError::NotConfigured));
-        assert_eq!(refused(Some(DEVELOPMENT_KEYRING)), Some(KeyringError::DevelopmentKeyring));
-        let dev = SharedKeyring::for_service(None, None, true).unwrap();
+        use KeyPurpose::{Card, Cvv};
+        let refused = |p, text: Option<&str>| SharedKeyring::for_service(p, text, None, false).err();
+        assert_eq!(refused(Card, None), Some(KeyringError::NotConfigured("CARD_ENCRYPTION")));
+        assert_eq!(refused(Cvv, None), Some(KeyringError::NotConfigured("CVV_ENCRYPTION")));
+        assert_eq!(refused(Card, Some(DEVELOPMENT_KEYRING)), Some(KeyringError::DevelopmentKeyring("CARD_ENCRYPTION")));
+        assert_eq!(
+            refused(Cvv, Some(DEVELOPMENT_CVV_KEYRING)),
+            Some(KeyringError::DevelopmentKeyring("CVV_ENCRYPTION"))
+        );
+        let dev = SharedKeyring::for_service(Card, None, None, true).unwrap();
         assert_eq!(dev.get().current().0.as_str(), "dev");
+        assert_eq!(SharedKeyring::for_service(Cvv, None, None, true).unwrap().get().current().0.as_str(), "devcvv");
         let own = "k9:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-        assert_eq!(SharedKeyring::for_service(Some(own), None, false).unwrap().get().current().0.as_str(), "k9");
+        assert_eq!(SharedKeyring::for_service(Card, Some(own), None, false).unwrap().get().current().0.as_str(), "k9");
     }
 }

@@ -15,6 +15,9 @@ pub struct ProcessedTransaction {
     pub card_masked: Option<MaskedCard>,
     /// Hex HMAC-SHA256 of the card digits under the operator's key.
     pub card_hash: Option<String>,
+    /// The id of the hash key `card_hash` was made with (`CARD_HASH_KEY_ID`),
+    /// so the key can rotate; `None` for rows older than the column.
+    pub card_hash_key_id: Option<String>,
     /// The instant the rules were evaluated at.
     pub created_at: OffsetDateTime,
     pub processed_at: OffsetDateTime,

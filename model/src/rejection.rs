@@ -6,6 +6,9 @@ pub enum RejectionReason {
     InvalidExpirationMonth,
     InvalidExpirationYear,
     InvalidCvv,
+    /// The CVV was sealed under a key destroyed since: the authorization
+    /// window has passed (README "Card data").
+    CvvExpired,
     InvalidName,
     OverLimit,
     BelowMinimum,
@@ -13,11 +16,12 @@ pub enum RejectionReason {
 }
 
 impl RejectionReason {
-    pub const ALL: [RejectionReason; 8] = [
+    pub const ALL: [RejectionReason; 9] = [
         RejectionReason::InvalidCardNumber,
         RejectionReason::InvalidExpirationMonth,
         RejectionReason::InvalidExpirationYear,
         RejectionReason::InvalidCvv,
+        RejectionReason::CvvExpired,
         RejectionReason::InvalidName,
         RejectionReason::OverLimit,
         RejectionReason::BelowMinimum,
@@ -31,6 +35,7 @@ impl RejectionReason {
             RejectionReason::InvalidExpirationMonth => "invalid expiration month",
             RejectionReason::InvalidExpirationYear => "invalid expiration year",
             RejectionReason::InvalidCvv => "invalid credit card cvv",
+            RejectionReason::CvvExpired => "credit card cvv expired: the authorization window has passed",
             RejectionReason::InvalidName => "invalid credit card name",
             RejectionReason::OverLimit => "you dont have limit for this transaction",
             RejectionReason::BelowMinimum => "the amount must be greater than 1",
@@ -45,6 +50,7 @@ impl RejectionReason {
             RejectionReason::InvalidExpirationMonth => "invalid_expiration_month",
             RejectionReason::InvalidExpirationYear => "invalid_expiration_year",
             RejectionReason::InvalidCvv => "invalid_cvv",
+            RejectionReason::CvvExpired => "cvv_expired",
             RejectionReason::InvalidName => "invalid_name",
             RejectionReason::OverLimit => "over_limit",
             RejectionReason::BelowMinimum => "below_minimum",

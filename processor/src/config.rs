@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(long, env = "CARD_HASH_KEY", hide_env_values = true)]
     pub card_hash_key: Option<String>,
 
+    /// The id of CARD_HASH_KEY, stored beside every hash: a new key gets a
+    /// new id, so rows tell which key made their hash.
+    #[arg(long, env = "CARD_HASH_KEY_ID", default_value = "h1")]
+    pub card_hash_key_id: String,
+
     /// Keyring that opens the card fields the API seals:
     /// `KEY_ID:BASE64_32_BYTES` entries separated by `;`; it must hold every
     /// key the API sealed with during the topic's retention. Without it (or
@@ -72,6 +77,17 @@ pub struct Config {
     /// The same keyring in a file (one entry a line), re-read every 10 s.
     #[arg(long, env = "CARD_ENCRYPTION_KEYS_FILE")]
     pub card_encryption_keys_file: Option<PathBuf>,
+
+    /// The CVV's keyring of short-lived keys (same form), which the
+    /// rotation empties of keys past the authorization window: a CVV whose
+    /// key is gone is rejected. Without it (or the file) the PUBLIC
+    /// development CVV keyring is used in development mode only.
+    #[arg(long, env = "CVV_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub cvv_encryption_keys: Option<String>,
+
+    /// The CVV keyring in a file (a mounted Secret), re-read every 10 s.
+    #[arg(long, env = "CVV_ENCRYPTION_KEYS_FILE")]
+    pub cvv_encryption_keys_file: Option<PathBuf>,
 
     /// Decide messages whose card fields come in clear (legacy producers);
     /// `false` dead-letters them. Either way they are counted and logged.
@@ -112,8 +128,11 @@ impl std::fmt::Debug for Config {
                 &self.kafka_options.iter().map(|o| o.split('=').next().unwrap_or("")).collect::<Vec<_>>(),
             )
             .field("card_hash_key", &self.card_hash_key.as_ref().map(|_| "<redacted>"))
+            .field("card_hash_key_id", &self.card_hash_key_id)
             .field("card_encryption_keys", &self.card_encryption_keys.as_ref().map(|_| "<redacted>"))
             .field("card_encryption_keys_file", &self.card_encryption_keys_file)
+            .field("cvv_encryption_keys", &self.cvv_encryption_keys.as_ref().map(|_| "<redacted>"))
+            .field("cvv_encryption_keys_file", &self.cvv_encryption_keys_file)
             .field("allow_plaintext_cards", &self.allow_plaintext_cards)
             .field("http_addr", &self.http_addr)
             .finish()

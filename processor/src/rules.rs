@@ -27,12 +27,25 @@ pub fn evaluate(
     received_at: OffsetDateTime,
     hasher: &CardHasher,
 ) -> ProcessedTransaction {
+    evaluate_opened(id, raw, received_at, hasher, false)
+}
+
+/// [`evaluate`] for a message whose sealed fields were opened; with
+/// `cvv_destroyed` its CVV's key is gone, and the CVV rule rejects with
+/// [`RejectionReason::CvvExpired`] (the earlier rules still come first).
+pub fn evaluate_opened(
+    id: TransactionId,
+    raw: &RawTransaction<'_>,
+    received_at: OffsetDateTime,
+    hasher: &CardHasher,
+    cvv_destroyed: bool,
+) -> ProcessedTransaction {
     let created_at = decision_time(json_string(raw.created_at).as_deref(), received_at);
     let number_text = json_string(raw.credit_card_number);
     let card = number_text.as_deref().and_then(|t| CardNumber::try_from(t).ok());
     let amount = json_number_text(raw.amount).and_then(|t| Amount::parse_dollars(&t).ok());
 
-    let verdict = check(raw, card.as_ref(), amount, created_at);
+    let verdict = check(raw, card.as_ref(), amount, created_at, cvv_destroyed);
 
     // Only first 6 / last 4 and a keyed hash are kept, valid card or not.
     let (card_masked, card_hash) = match (&card, number_text.as_deref()) {
@@ -55,6 +68,7 @@ pub fn evaluate(
         error_message: verdict.err().map(|r| r.message().to_owned()).unwrap_or_default(),
         card_brand: card.as_ref().map(CardNumber::brand),
         card_masked,
+        card_hash_key_id: card_hash.as_ref().map(|_| hasher.key_id().to_owned()),
         card_hash,
         created_at,
         processed_at: transaction_store::truncate_to_micros(OffsetDateTime::now_utc()),
@@ -66,6 +80,7 @@ fn check(
     card: Option<&CardNumber>,
     amount: Option<Amount>,
     at: OffsetDateTime,
+    cvv_destroyed: bool,
 ) -> Result<(), RejectionReason> {
     use RejectionReason::*;
 
@@ -84,6 +99,9 @@ fn check(
         return Err(InvalidExpirationMonth);
     }
 
+    if cvv_destroyed {
+        return Err(CvvExpired);
+    }
     let cvv = json_number_text(raw.credit_card_cvv).ok_or(InvalidCvv)?;
     if !(3..=4).contains(&cvv.len()) || !cvv.bytes().all(|b| b.is_ascii_digit()) {
         return Err(InvalidCvv);

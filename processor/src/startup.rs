@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use card_envelope::SharedKeyring;
+use card_envelope::{KeyPurpose, SharedKeyring};
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -75,18 +75,27 @@ impl Application {
         )
         .map_err(|e| StartupError::Config(e.to_string()))?;
         let hasher = match &config.card_hash_key {
-            Some(key) => CardHasher::new(key.as_bytes())?,
+            Some(key) => CardHasher::with_key_id(key.as_bytes(), &config.card_hash_key_id)?,
             None => {
                 tracing::warn!("CARD_HASH_KEY is not set: using the development key; set it in production");
                 CardHasher::new(DEVELOPMENT_CARD_HASH_KEY)?
             }
         };
+        let development = service_runtime::dev_keys::development_from_env();
         let keyring = SharedKeyring::for_service(
+            KeyPurpose::Card,
             config.card_encryption_keys.as_deref(),
             config.card_encryption_keys_file.as_deref(),
-            service_runtime::dev_keys::development_from_env(),
+            development,
         )
         .map_err(|e| StartupError::Config(format!("card keyring: {e}")))?;
+        let cvv_keyring = SharedKeyring::for_service(
+            KeyPurpose::Cvv,
+            config.cvv_encryption_keys.as_deref(),
+            config.cvv_encryption_keys_file.as_deref(),
+            development,
+        )
+        .map_err(|e| StartupError::Config(format!("CVV keyring: {e}")))?;
         let metrics = Arc::new(Metrics::new());
         let producer = kafka::producer(&config)?;
         let repo_slot = Arc::new(OnceLock::new());
@@ -118,7 +127,7 @@ impl Application {
             producer,
             repo,
             hasher,
-            cards: CardReader::new(keyring, config.allow_plaintext_cards),
+            cards: CardReader::new(keyring, cvv_keyring, config.allow_plaintext_cards),
             metrics: Arc::clone(&metrics),
             topics: Topics {
                 transactions: config.transactions_topic.clone(),

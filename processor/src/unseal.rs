@@ -4,8 +4,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use card_envelope::cvv::open_cvv;
 use card_envelope::{is_sealed, open, Binding, Field, Keyring, OpenError, SharedKeyring};
 use serde_json::value::RawValue;
+use time::OffsetDateTime;
 use transaction_model::message::json_string;
 use transaction_model::RawTransaction;
 
@@ -18,20 +20,23 @@ const PLAINTEXT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// lets plaintext ones through or refuses them, as configured.
 pub struct CardReader {
     keyring: SharedKeyring,
+    cvv_keyring: SharedKeyring,
     allow_plaintext: bool,
     last_warning: Mutex<Option<Instant>>,
 }
 
 impl CardReader {
-    pub fn new(keyring: SharedKeyring, allow_plaintext: bool) -> Self {
-        CardReader { keyring, allow_plaintext, last_warning: Mutex::new(None) }
+    pub fn new(keyring: SharedKeyring, cvv_keyring: SharedKeyring, allow_plaintext: bool) -> Self {
+        CardReader { keyring, cvv_keyring, allow_plaintext, last_warning: Mutex::new(None) }
     }
 
     /// The opened fields, or why the message goes to the dead-letter topic:
     /// a sealed field that does not open (unknown key, moved, damaged), or
-    /// card data in clear where that is refused.
+    /// card data in clear where that is refused. A CVV whose key is gone is
+    /// not a dead letter: the transaction is decided (rejected).
     pub fn read(&self, raw: &RawTransaction<'_>) -> Result<Opened, DeadLetterReason> {
-        let opened = unseal(&self.keyring.get(), raw).map_err(|e| DeadLetterReason::new(e.to_string()))?;
+        let rings = Rings { card: &self.keyring.get(), cvv: &self.cvv_keyring.get() };
+        let opened = unseal(rings, raw, OffsetDateTime::now_utc()).map_err(|e| DeadLetterReason::new(e.to_string()))?;
         if opened.plaintext {
             self.warn_plaintext();
             if !self.allow_plaintext {
@@ -59,11 +64,17 @@ pub struct Opened {
     fields: [Option<Box<RawValue>>; 5],
     /// A card field came in clear.
     pub plaintext: bool,
+    /// The CVV was sealed under a CVV key that has been destroyed (or is
+    /// past its lifetime): the authorization window has passed.
+    pub cvv_destroyed: bool,
 }
 
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opened").field("plaintext", &self.plaintext).finish_non_exhaustive()
+        f.debug_struct("Opened")
+            .field("plaintext", &self.plaintext)
+            .field("cvv_destroyed", &self.cvv_destroyed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,8 +85,18 @@ pub struct UnsealError {
     pub error: OpenError,
 }
 
-/// Opens every sealed card field of `raw` with `ring`.
-pub fn unseal(ring: &Keyring, raw: &RawTransaction<'_>) -> Result<Opened, UnsealError> {
+/// The two keyrings a message's fields open with.
+#[derive(Clone, Copy)]
+pub struct Rings<'a> {
+    /// Card number, name, expiry.
+    pub card: &'a Keyring,
+    /// The CVV's short-lived keys.
+    pub cvv: &'a Keyring,
+}
+
+/// Opens every sealed card field of `raw`: the CVV with the CVV keyring
+/// (its key's age judged at `now`), the others with the card keyring.
+pub fn unseal(rings: Rings<'_>, raw: &RawTransaction<'_>, now: OffsetDateTime) -> Result<Opened, UnsealError> {
     let account = json_string(raw.account_id);
     let binding = Binding { transaction_id: &raw.id, account_id: account.as_deref().unwrap_or("") };
     let mut opened = Opened::default();
@@ -83,8 +104,20 @@ pub fn unseal(ring: &Keyring, raw: &RawTransaction<'_>) -> Result<Opened, Unseal
         let Some(value) = card_field(raw, field) else { continue };
         match json_string(Some(value)) {
             Some(text) if is_sealed(&text) => {
-                let plain =
-                    open(ring, binding, field, &text).map_err(|error| UnsealError { field: field.name(), error })?;
+                let plain = match field {
+                    Field::Cvv => open_cvv(rings.cvv, binding, &text, now),
+                    _ => open(rings.card, binding, field, &text),
+                };
+                let plain = match plain {
+                    Ok(plain) => plain,
+                    // Destroyed by design, not damaged: the CVV is simply
+                    // no longer there to check.
+                    Err(OpenError::UnknownKey(_) | OpenError::Expired(_)) if field == Field::Cvv => {
+                        opened.cvv_destroyed = true;
+                        continue;
+                    }
+                    Err(error) => return Err(UnsealError { field: field.name(), error }),
+                };
                 // The sealed plaintext is the field's JSON text; anything
                 // else is treated as a field the rules cannot read.
                 let json = std::str::from_utf8(&plain).ok().and_then(|t| RawValue::from_string(t.to_owned()).ok());
@@ -132,15 +165,28 @@ fn unreadable() -> Box<RawValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::LazyLock;
+
     use card_envelope::{seal, DataKey, KeyId};
     use transaction_model::message::{json_integer, json_number_text};
 
-    fn ring() -> Keyring {
-        Keyring::single(KeyId::try_from("k1").unwrap(), DataKey::from_bytes([5; 32]))
+    static CARD: LazyLock<Keyring> =
+        LazyLock::new(|| Keyring::single(KeyId::try_from("k1").unwrap(), DataKey::from_bytes([5; 32])));
+    static CVV: LazyLock<Keyring> =
+        LazyLock::new(|| Keyring::single(KeyId::try_from("c1").unwrap(), DataKey::from_bytes([6; 32])));
+
+    fn rings() -> Rings<'static> {
+        Rings { card: &CARD, cvv: &CVV }
     }
 
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    /// Sealed as the API does: the CVV under the CVV keyring.
     fn sealed(field: Field, json: &str, tx: &str, account: &str) -> String {
-        let value = seal(&ring(), Binding { transaction_id: tx, account_id: account }, field, json.as_bytes());
+        let ring = if field == Field::Cvv { &*CVV } else { &*CARD };
+        let value = seal(ring, Binding { transaction_id: tx, account_id: account }, field, json.as_bytes());
         serde_json::to_string(&value).unwrap()
     }
 
@@ -156,7 +202,7 @@ mod tests {
         );
         assert!(!payload.contains("4111"));
         let raw = RawTransaction::from_slice(payload.as_bytes()).unwrap();
-        let opened = unseal(&ring(), &raw).unwrap();
+        let opened = unseal(rings(), &raw, now()).unwrap();
         assert!(!opened.plaintext);
         let view = opened.apply(&raw);
         assert_eq!(json_string(view.credit_card_number).as_deref(), Some("4111111111111111"));
@@ -170,11 +216,11 @@ mod tests {
     #[test]
     fn plaintext_is_told_apart_and_kept() {
         let raw = RawTransaction::from_slice(br#"{"id":"t1","credit_card_number":"4111111111111111"}"#).unwrap();
-        let opened = unseal(&ring(), &raw).unwrap();
+        let opened = unseal(rings(), &raw, now()).unwrap();
         assert!(opened.plaintext);
         assert_eq!(json_string(opened.apply(&raw).credit_card_number).as_deref(), Some("4111111111111111"));
         let none = RawTransaction::from_slice(br#"{"id":"t1","amount":5}"#).unwrap();
-        assert!(!unseal(&ring(), &none).unwrap().plaintext, "no card field: nothing in clear");
+        assert!(!unseal(rings(), &none, now()).unwrap().plaintext, "no card field: nothing in clear");
     }
 
     #[test]
@@ -182,12 +228,12 @@ mod tests {
         let moved =
             format!(r#"{{"id":"t2","account_id":"a1","credit_card_cvv":{}}}"#, sealed(Field::Cvv, "123", "t1", "a1"));
         let raw = RawTransaction::from_slice(moved.as_bytes()).unwrap();
-        let err = unseal(&ring(), &raw).unwrap_err();
+        let err = unseal(rings(), &raw, now()).unwrap_err();
         assert_eq!((err.field, err.error), ("credit_card_cvv", OpenError::Forged));
         let other_account =
             format!(r#"{{"id":"t1","account_id":"a2","credit_card_cvv":{}}}"#, sealed(Field::Cvv, "123", "t1", "a1"));
         let raw = RawTransaction::from_slice(other_account.as_bytes()).unwrap();
-        assert!(unseal(&ring(), &raw).is_err());
+        assert!(unseal(rings(), &raw, now()).is_err());
     }
 
     #[test]
@@ -195,7 +241,68 @@ mod tests {
         let payload =
             format!(r#"{{"id":"t1","credit_card_number":{}}}"#, sealed(Field::CardNumber, "not json", "t1", ""));
         let raw = RawTransaction::from_slice(payload.as_bytes()).unwrap();
-        let opened = unseal(&ring(), &raw).unwrap();
+        let opened = unseal(rings(), &raw, now()).unwrap();
         assert_eq!(opened.apply(&raw).credit_card_number.map(RawValue::get), Some("null"));
+    }
+
+    #[test]
+    fn a_cvv_under_a_destroyed_key_is_gone_while_the_card_number_still_opens() {
+        use card_envelope::cvv::rotate;
+        use transaction_model::TransactionId;
+
+        use crate::card_hash::CardHasher;
+        use crate::rules::evaluate_opened;
+
+        // The CVV keyring as the rotation keeps it: a key made now seals.
+        let made = now();
+        let mut cvv_text = rotate("", made).unwrap();
+        let cvv_ring = Keyring::parse(&cvv_text).unwrap();
+        let b = Binding { transaction_id: "t1", account_id: "a1" };
+        let field =
+            |f: Field, ring: &Keyring, json: &str| serde_json::to_string(&seal(ring, b, f, json.as_bytes())).unwrap();
+        let payload = format!(
+            r#"{{"id":"t1","account_id":"a1","credit_card_number":{},"credit_card_name":{},"credit_card_expiration_month":{},"credit_card_expiration_year":{},"credit_card_cvv":{},"amount":10.5}}"#,
+            field(Field::CardNumber, &CARD, r#""4111111111111111""#),
+            field(Field::CardName, &CARD, r#""Ada""#),
+            field(Field::ExpirationMonth, &CARD, "12"),
+            field(Field::ExpirationYear, &CARD, &(made.year() + 1).to_string()),
+            field(Field::Cvv, &cvv_ring, r#""123""#),
+        );
+        let raw = RawTransaction::from_slice(payload.as_bytes()).unwrap();
+        let hasher = CardHasher::new(b"0123456789abcdef").unwrap();
+        let decide = |opened: &Opened| {
+            evaluate_opened(
+                TransactionId::try_from("t1").unwrap(),
+                &opened.apply(&raw),
+                made,
+                &hasher,
+                opened.cvv_destroyed,
+            )
+        };
+
+        // Within the window: the CVV opens and the transaction is approved.
+        let opened = unseal(Rings { card: &CARD, cvv: &cvv_ring }, &raw, made).unwrap();
+        assert_eq!(json_number_text(opened.apply(&raw).credit_card_cvv).as_deref(), Some("123"));
+        assert_eq!(decide(&opened).error_message, "");
+
+        // Four rotations later (an hour), the key is destroyed: the CVV can
+        // no longer be had, the card number still opens, the transaction
+        // is rejected with a reason that says why.
+        for m in [15, 30, 45, 60] {
+            cvv_text = rotate(&cvv_text, made + time::Duration::minutes(m)).unwrap();
+        }
+        let later = made + time::Duration::minutes(60);
+        let rotated = Keyring::parse(&cvv_text).unwrap();
+        let opened = unseal(Rings { card: &CARD, cvv: &rotated }, &raw, later).unwrap();
+        assert!(opened.cvv_destroyed);
+        let view = opened.apply(&raw);
+        assert_eq!(json_string(view.credit_card_number).as_deref(), Some("4111111111111111"));
+        let cvv_value = json_string(view.credit_card_cvv).unwrap_or_default();
+        assert!(cvv_value.starts_with("enc:v1:cvv-") && !cvv_value.contains("123"), "{cvv_value}");
+        let cvv_text = cvv_value.into_owned();
+        assert!(open_cvv(&rotated, b, &cvv_text, later).is_err());
+        let decided = decide(&opened);
+        assert_eq!(decided.error_message, "credit card cvv expired: the authorization window has passed");
+        assert_eq!(decided.card_masked.map(|m| m.as_str().to_owned()).as_deref(), Some("411111******1111"));
     }
 }

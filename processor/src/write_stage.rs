@@ -28,7 +28,13 @@ impl<'c> Run<'c> {
                     plaintext += u64::from(opened.plaintext);
                     decided.push(Decided {
                         index,
-                        transaction: rules::evaluate(id, &opened.apply(&raw), received_at, &self.p.hasher),
+                        transaction: rules::evaluate_opened(
+                            id,
+                            &opened.apply(&raw),
+                            received_at,
+                            &self.p.hasher,
+                            opened.cvv_destroyed,
+                        ),
                         request_id: request_id(message),
                     });
                 }

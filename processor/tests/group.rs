@@ -36,6 +36,7 @@ fn spawn_processor(topics: &Topics, database_url: &str, group: &str, log: &std::
         .env("HTTP_ADDR", "127.0.0.1:0")
         .env("CARD_HASH_KEY", "group-test-card-hash-key")
         .env("CARD_ENCRYPTION_KEYS", testkit::TEST_CARD_KEYRING)
+        .env("CVV_ENCRYPTION_KEYS", testkit::TEST_CVV_KEYRING)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))

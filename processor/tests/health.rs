@@ -37,6 +37,7 @@ async fn healthz_answers_while_the_database_is_unreachable() {
         .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
         .env("CARD_HASH_KEY", "health-test-card-hash-key")
         .env("CARD_ENCRYPTION_KEYS", testkit::TEST_CARD_KEYRING)
+        .env("CVV_ENCRYPTION_KEYS", testkit::TEST_CVV_KEYRING)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

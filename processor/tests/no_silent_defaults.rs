@@ -41,6 +41,7 @@ fn help_never_shows_secrets() {
         .env("DATABASE_URL", "mysql://gateway:db-hunter2@db:3306/gateway")
         .env("CARD_HASH_KEY", "card-hunter2-card-hunter2")
         .env("CARD_ENCRYPTION_KEYS", testkit::TEST_CARD_KEYRING)
+        .env("CVV_ENCRYPTION_KEYS", testkit::TEST_CVV_KEYRING)
         .output()
         .expect("processor --help runs");
     let text = String::from_utf8_lossy(&output.stdout);

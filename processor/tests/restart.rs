@@ -46,6 +46,7 @@ fn spawn_processor(brokers: &str, topics: &Topics, url: &str, group: &str, log: 
         .env("HTTP_ADDR", "127.0.0.1:0")
         .env("CARD_HASH_KEY", "restart-test-card-hash-key")
         .env("CARD_ENCRYPTION_KEYS", testkit::TEST_CARD_KEYRING)
+        .env("CVV_ENCRYPTION_KEYS", testkit::TEST_CVV_KEYRING)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))

@@ -16,6 +16,10 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("database worker stopped: {0}")]
     Worker(String),
+    /// Migrations are left to the one-off migrate job (`RUN_MIGRATIONS=false`)
+    /// and it has not brought the schema this far yet.
+    #[error("the database schema is at version {have}, this build needs {want}: run the migrate job (`api migrate`)")]
+    SchemaBehind { have: i64, want: i64 },
     /// A value no store can hold (checked before any statement runs).
     #[error("row {id:?} cannot be stored: {reason}")]
     Unstorable { id: String, reason: String },
@@ -37,7 +41,9 @@ impl StoreError {
         match self {
             StoreError::Unstorable { .. } | StoreError::CorruptRow { .. } => FailureKind::Permanent,
             StoreError::UnsupportedUrl(_) | StoreError::AlreadyExists(_) => FailureKind::Permanent,
-            StoreError::Worker(_) => FailureKind::Transient,
+            // The migrate job may still be running: wait for it, as for a
+            // database that is not up yet.
+            StoreError::Worker(_) | StoreError::SchemaBehind { .. } => FailureKind::Transient,
             StoreError::Migration(_) => FailureKind::Unknown,
             StoreError::Sqlite(e) => sqlite_kind(e),
             StoreError::MySql(e) => mysql_kind(e),

@@ -28,7 +28,32 @@ pub use idempotency::{IdempotencyBegin, IdempotencyRepository, IdempotencyTimes,
 pub use repository::TransactionRepository;
 pub use webhooks::WebhookRepository;
 
-/// Opens the repository named by `url` and brings its schema up to date.
+/// Whether a service brings the schema up to date when it opens the store
+/// (`RUN_MIGRATIONS`, default `true`: the local run and the tests). The
+/// production manifests set `false`: the services' database users have no
+/// DDL rights, a one-off job runs `api migrate` as the migrator user, and a
+/// service only checks that the schema is current (and waits until it is).
+pub fn migrations_at_start() -> bool {
+    !matches!(
+        std::env::var("RUN_MIGRATIONS").map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Ok("false" | "0" | "no")
+    )
+}
+
+/// Brings the schema of the database named by `url` up to date, whatever
+/// `RUN_MIGRATIONS` says: the migrate job.
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    if url.starts_with("sqlite:") {
+        sqlite::SqliteRepository::open_with(url, true).await.map(drop)
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        mysql::MySqlRepository::connect_with(url, true).await.map(drop)
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Opens the repository named by `url` and brings its schema up to date
+/// (or checks it is, see [`migrations_at_start`]).
 pub async fn open(url: &str) -> Result<Arc<dyn TransactionRepository>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteRepository::open(url).await?))

@@ -22,7 +22,7 @@ use crate::{StoreError, TransactionRepository};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 const COLUMNS: &str = "id, account_id, amount_cents, status, error_message, card_brand, \
-                       card_masked, card_hash, created_at, processed_at";
+                       card_masked, card_hash, created_at, processed_at, card_hash_key_id";
 
 /// Rows per INSERT statement: well under MySQL's 65,535 placeholders.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -33,6 +33,13 @@ pub struct MySqlRepository {
 
 impl MySqlRepository {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, crate::migrations_at_start()).await
+    }
+
+    /// Connects to `url`, migrating when `run_migrations`, else only
+    /// checking that every migration of this build has been applied (the
+    /// services' users may not even read other tables' DDL).
+    pub async fn connect_with(url: &str, run_migrations: bool) -> Result<Self, StoreError> {
         let url = url.replacen("mariadb://", "mysql://", 1);
         let options = MySqlConnectOptions::from_str(&url)?
             .log_statements(tracing::log::LevelFilter::Trace)
@@ -42,13 +49,35 @@ impl MySqlRepository {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        if run_migrations {
+            MIGRATOR.run(&pool).await?;
+        } else {
+            check_schema(&pool).await?;
+        }
         Ok(MySqlRepository { pool })
     }
 
     pub fn pool(&self) -> &MySqlPool {
         &self.pool
     }
+}
+
+/// Every migration of this build applied successfully? (`_sqlx_migrations`
+/// is sqlx's own table; a missing table means nothing was applied.)
+async fn check_schema(pool: &MySqlPool) -> Result<(), StoreError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1").fetch_all(pool).await {
+            Ok(versions) => versions,
+            // ER_NO_SUCH_TABLE: the migrate job has not run at all.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42S02") => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+    let want: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let have = want.iter().filter(|v| applied.contains(v)).count() as i64;
+    if have < want.len() as i64 {
+        return Err(StoreError::SchemaBehind { have, want: want.len() as i64 });
+    }
+    Ok(())
 }
 
 /// `id` and `account_id` use a binary collation (ids are case-sensitive),
@@ -83,6 +112,7 @@ fn read_row(row: &MySqlRow) -> Result<ProcessedTransaction, StoreError> {
         card_brand: card_brand.map(|b| CardBrand::parse(&b).ok_or_else(|| corrupt("card_brand"))).transpose()?,
         card_masked: card_masked.map(MaskedCard::from_stored),
         card_hash: row.try_get("card_hash")?,
+        card_hash_key_id: row.try_get("card_hash_key_id")?,
         created_at: created_at.assume_utc(),
         processed_at: processed_at.assume_utc(),
     })
@@ -111,7 +141,8 @@ impl TransactionRepository for MySqlRepository {
                     .push_bind(t.card_masked.as_ref().map(MaskedCard::as_str))
                     .push_bind(t.card_hash.as_deref())
                     .push_bind(to_utc_primitive(t.created_at))
-                    .push_bind(to_utc_primitive(t.processed_at));
+                    .push_bind(to_utc_primitive(t.processed_at))
+                    .push_bind(t.card_hash_key_id.as_deref());
             });
             inserted += query.build().execute(&mut *tx).await?.rows_affected();
         }

@@ -12,6 +12,7 @@ use crate::StoreError;
 pub const MAX_ERROR_MESSAGE_CHARS: usize = 255;
 const MAX_CARD_MASKED_CHARS: usize = 19;
 const MAX_CARD_HASH_CHARS: usize = 64;
+const MAX_CARD_HASH_KEY_ID_CHARS: usize = 32;
 
 /// Ok when every column of `t` fits both stores.
 pub fn check_storable(t: &ProcessedTransaction) -> Result<(), StoreError> {
@@ -30,6 +31,9 @@ pub fn check_storable(t: &ProcessedTransaction) -> Result<(), StoreError> {
     }
     if t.card_hash.as_ref().is_some_and(|h| h.chars().count() > MAX_CARD_HASH_CHARS) {
         return Err(refuse("card_hash is too long"));
+    }
+    if t.card_hash_key_id.as_ref().is_some_and(|k| k.chars().count() > MAX_CARD_HASH_KEY_ID_CHARS) {
+        return Err(refuse("card_hash_key_id is too long"));
     }
     Ok(())
 }
@@ -51,6 +55,7 @@ mod tests {
             card_brand: None,
             card_masked: None,
             card_hash: None,
+            card_hash_key_id: None,
             created_at: datetime!(2026-01-01 00:00 UTC),
             processed_at: datetime!(2026-01-01 00:00 UTC),
         }

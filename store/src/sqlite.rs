@@ -25,10 +25,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_undelivered_intents.sql"),
     // 0006 is reserved for another change; keep this list in file order.
     include_str!("../migrations/sqlite/0007_webhooks.sql"),
+    include_str!("../migrations/sqlite/0008_card_hash_key_id.sql"),
 ];
 
 const COLUMNS: &str = "id, account_id, amount_cents, status, error_message, card_brand, \
-                       card_masked, card_hash, created_at, processed_at";
+                       card_masked, card_hash, created_at, processed_at, card_hash_key_id";
 
 pub struct SqliteRepository {
     // rusqlite connections are not Sync; every call runs on the blocking
@@ -39,6 +40,12 @@ pub struct SqliteRepository {
 impl SqliteRepository {
     /// `sqlite://FILE` (relative or absolute) or `sqlite::memory:`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, crate::migrations_at_start()).await
+    }
+
+    /// Opens `url`, migrating when `run_migrations`, else only checking the
+    /// schema is current.
+    pub async fn open_with(url: &str, run_migrations: bool) -> Result<Self, StoreError> {
         let target = parse_url(url)?;
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
             let mut conn = match target {
@@ -52,7 +59,11 @@ impl SqliteRepository {
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            migrate(&mut conn)?;
+            if run_migrations {
+                migrate(&mut conn)?;
+            } else {
+                check_schema(&conn)?;
+            }
             Ok(conn)
         })
         .await
@@ -90,6 +101,15 @@ fn parse_url(url: &str) -> Result<Option<PathBuf>, StoreError> {
     Ok(Some(PathBuf::from(path)))
 }
 
+fn check_schema(conn: &Connection) -> Result<(), StoreError> {
+    let have: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let want = MIGRATIONS.len() as i64;
+    if have < want {
+        return Err(StoreError::SchemaBehind { have, want });
+    }
+    Ok(())
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
@@ -122,6 +142,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<RowResult> {
     let card_hash: Option<String> = row.get(7)?;
     let created_at: String = row.get(8)?;
     let processed_at: String = row.get(9)?;
+    let card_hash_key_id: Option<String> = row.get(10)?;
     let corrupt = |reason: &str| StoreError::CorruptRow { id: id.clone(), reason: reason.into() };
     Ok((|| {
         Ok(ProcessedTransaction {
@@ -133,6 +154,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<RowResult> {
             card_brand: card_brand.map(|b| CardBrand::parse(&b).ok_or_else(|| corrupt("card_brand"))).transpose()?,
             card_masked: card_masked.map(MaskedCard::from_stored),
             card_hash,
+            card_hash_key_id,
             created_at: from_sqlite_text(&created_at).ok_or_else(|| corrupt("created_at"))?,
             processed_at: from_sqlite_text(&processed_at).ok_or_else(|| corrupt("processed_at"))?,
         })
@@ -150,7 +172,7 @@ impl TransactionRepository for SqliteRepository {
             let mut stored = Vec::with_capacity(batch.len());
             {
                 let sql = format!(
-                    "INSERT INTO transactions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                    "INSERT INTO transactions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                      ON CONFLICT(id) DO NOTHING"
                 );
                 let mut insert = tx.prepare_cached(&sql)?;
@@ -166,6 +188,7 @@ impl TransactionRepository for SqliteRepository {
                         t.card_hash,
                         to_sqlite_text(t.created_at),
                         to_sqlite_text(t.processed_at),
+                        t.card_hash_key_id,
                     ])?;
                     if inserted == 1 {
                         stored.push(t);

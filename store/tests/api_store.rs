@@ -64,6 +64,7 @@ async fn accepted_contract(store: &ApiStore) {
         card_brand: Some(CardBrand::Visa),
         card_masked: MaskedCard::from_untrusted("4111111111111111"),
         card_hash: None,
+        card_hash_key_id: None,
         created_at: datetime!(2026-05-06 07:08:01 UTC),
         processed_at,
     };

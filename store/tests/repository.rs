@@ -17,6 +17,7 @@ fn tx(id: &str, status: Status, cents: i64) -> ProcessedTransaction {
         card_brand: Some(CardBrand::Visa),
         card_masked: MaskedCard::from_untrusted("4111111111111111"),
         card_hash: Some("ab".repeat(32)),
+        card_hash_key_id: Some("h2".into()),
         created_at: datetime!(2026-05-06 07:08:09.123456 UTC),
         processed_at: datetime!(2026-05-06 07:08:10.654321 UTC),
     }
@@ -51,13 +52,22 @@ async fn contract(repo: Arc<dyn TransactionRepository>) {
     bare.card_brand = None;
     bare.card_masked = None;
     bare.card_hash = None;
+    bare.card_hash_key_id = None;
     repo.record_batch(vec![bare.clone()]).await.unwrap();
     assert_eq!(repo.find(&bare.id).await.unwrap(), Some(bare));
+
+    // The hash key id is kept beside the hash, so the key can rotate: rows
+    // of the old and the new key tell which key made their hash.
+    let mut rotated = tx("e", Status::Approved, 100);
+    rotated.card_hash_key_id = Some("h3".into());
+    repo.record_batch(vec![rotated.clone()]).await.unwrap();
+    assert_eq!(repo.find(&first[0].id).await.unwrap().and_then(|t| t.card_hash_key_id).as_deref(), Some("h2"));
+    assert_eq!(repo.find(&rotated.id).await.unwrap().and_then(|t| t.card_hash_key_id).as_deref(), Some("h3"));
 
     // A large batch crosses the per-statement chunking.
     let many: Vec<_> = (0..2500).map(|i| tx(&format!("bulk-{i}"), Status::Approved, 100 + i)).collect();
     assert_eq!(repo.record_batch(many.clone()).await.unwrap(), many);
-    assert_eq!(repo.count().await.unwrap(), 2504);
+    assert_eq!(repo.count().await.unwrap(), 2505);
     assert_eq!(repo.record_batch(Vec::new()).await.unwrap(), Vec::new());
     assert_eq!(repo.find(&TransactionId::try_from("nope").unwrap()).await.unwrap(), None);
 }
@@ -68,14 +78,14 @@ async fn sqlite_repository_honours_the_contract() {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     contract(open(&url).await.unwrap()).await;
     // Reopening runs no migration twice and keeps the data.
-    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2504);
+    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2505);
 }
 
 #[tokio::test]
 async fn mysql_repository_honours_the_contract_on_mariadb() {
     let url = mysql::create_scratch_database(&mysql_server(), "store_test").await.unwrap();
     contract(open(&url).await.unwrap()).await;
-    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2504);
+    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2505);
     mysql::drop_scratch_database(&url).await.unwrap();
 }
 
@@ -83,4 +93,30 @@ async fn mysql_repository_honours_the_contract_on_mariadb() {
 async fn unknown_scheme_is_a_clear_error() {
     let err = open("postgres://x").await.err().unwrap();
     assert!(err.to_string().contains("unsupported database URL"), "{err}");
+}
+
+/// With RUN_MIGRATIONS=false a service only checks the schema: it refuses a
+/// database the migrate job has not brought up to date, and opens it after.
+#[tokio::test]
+async fn without_migrations_at_start_a_service_waits_for_the_migrate_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let behind = transaction_store::sqlite::SqliteRepository::open_with(&url, false).await.err();
+    assert!(matches!(behind, Some(transaction_store::StoreError::SchemaBehind { have: 0, .. })), "{behind:?}");
+    assert_eq!(behind.map(|e| e.kind()), Some(transaction_store::FailureKind::Transient));
+    transaction_store::migrate(&url).await.unwrap();
+    let repo = transaction_store::sqlite::SqliteRepository::open_with(&url, false).await.unwrap();
+    assert_eq!(repo.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn without_migrations_at_start_mariadb_waits_for_the_migrate_job() {
+    let url = mysql::create_scratch_database(&mysql_server(), "store_migrate").await.unwrap();
+    let behind = mysql::MySqlRepository::connect_with(&url, false).await.err();
+    assert!(matches!(behind, Some(transaction_store::StoreError::SchemaBehind { have: 0, .. })), "{behind:?}");
+    transaction_store::migrate(&url).await.unwrap();
+    let repo = mysql::MySqlRepository::connect_with(&url, false).await.unwrap();
+    assert_eq!(repo.count().await.unwrap(), 0);
+    drop(repo);
+    mysql::drop_scratch_database(&url).await.unwrap();
 }

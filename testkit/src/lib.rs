@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 /// The card keyring of the integration tests' API and processor (not the
 /// development keyring, which the services refuse outside development mode).
 pub const TEST_CARD_KEYRING: &str = "test:Z2F0ZXdheS1pbnRlZ3JhdGlvbi10ZXN0LWNhcmQtazE=";
+/// The CVV keyring of the integration tests: a fixed id, so no age applies
+/// (production keys are named by the minute a rotation made them).
+pub const TEST_CVV_KEYRING: &str = "testcvv:Z2F0ZXdheS1pbnRlZ3JhdGlvbi10ZXN0LWN2di1rMSE=";
 
 /// `KAFKA_BROKERS`, or the broker `scripts/broker start` runs.
 pub fn brokers() -> String {

@@ -57,6 +57,7 @@ pub async fn sqlite_config() -> (Config, tempfile::TempDir) {
     create_topics(&[&topic], 2).await;
     let mut config = Config::local(&url, &topic);
     config.card_encryption_keys = Some(testkit::TEST_CARD_KEYRING.into());
+    config.cvv_encryption_keys = Some(testkit::TEST_CVV_KEYRING.into());
     config.kafka_brokers = brokers();
     config.secret_hash_key = Some(SECRET_KEY.into());
     config.admin_token = Some(OPERATOR.into());
@@ -230,8 +231,11 @@ pub async fn spawn_processor_with(
         resume_rewind_messages: 10_000,
         kafka_options: extras.kafka_options,
         card_hash_key: Some("integration-test-card-key".into()),
+        card_hash_key_id: "h1".into(),
         card_encryption_keys: extras.card_keys.or_else(|| Some(testkit::TEST_CARD_KEYRING.into())),
         card_encryption_keys_file: None,
+        cvv_encryption_keys: Some(testkit::TEST_CVV_KEYRING.into()),
+        cvv_encryption_keys_file: None,
         allow_plaintext_cards: true,
         http_addr: "127.0.0.1:0".parse().unwrap(),
     };

@@ -163,6 +163,7 @@ async fn processor(args: &Args, input: &str, tag: &str, name: &str, database_url
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("CARD_HASH_KEY", "benchmark-card-hash-key")
         .env("CARD_ENCRYPTION_KEYS", "bench:YmVuY2htYXJrLWNhcmQta2V5cmluZy0zMi1ieXRlcyE=")
+        .env("CVV_ENCRYPTION_KEYS", "benchcvv:YmVuY2htYXJrLWN2di1rZXlyaW5nLTMyLWJ5dGVzISE=")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()

@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use card_envelope::{KeySource, SharedKeyring};
+use card_envelope::{KeyPurpose, KeySource, SharedKeyring};
 use libfuzzer_sys::fuzz_target;
 use processor::card_hash::CardHasher;
 use processor::created_at::{MAX_AGE, MAX_AHEAD};
@@ -69,7 +69,8 @@ fn has_cvv_key(v: &Value) -> bool {
 fn cards() -> &'static CardReader {
     static CARDS: OnceLock<CardReader> = OnceLock::new();
     CARDS.get_or_init(|| {
-        CardReader::new(SharedKeyring::load(KeySource::development()).expect("development keyring"), true)
+        let ring = |purpose| SharedKeyring::load(KeySource::development(purpose)).expect("development keyring");
+        CardReader::new(ring(KeyPurpose::Card), ring(KeyPurpose::Cvv), true)
     })
 }
 
@@ -77,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let hasher = CardHasher::new(b"fuzz-card-hash-key-0123456789").expect("static key");
     match decode(Some(data)).and_then(|(id, raw)| Ok((id, cards().read(&raw)?, raw))) {
         Ok((id, opened, raw)) => {
-            let t = rules::evaluate(id, &opened.apply(&raw), RECEIVED_AT, &hasher);
+            let t = rules::evaluate_opened(id, &opened.apply(&raw), RECEIVED_AT, &hasher, opened.cvv_destroyed);
             if let Err(e) = check_storable(&t) {
                 panic!("a decision no store can hold: {e}");
             }

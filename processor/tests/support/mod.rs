@@ -46,8 +46,11 @@ pub fn config(topics: &Topics, database_url: &str) -> Config {
         resume_rewind_messages: 0,
         kafka_options: Vec::new(),
         card_hash_key: Some("integration-test-card-key".into()),
+        card_hash_key_id: "h1".into(),
         card_encryption_keys: Some(testkit::TEST_CARD_KEYRING.into()),
         card_encryption_keys_file: None,
+        cvv_encryption_keys: Some(testkit::TEST_CVV_KEYRING.into()),
+        cvv_encryption_keys_file: None,
         allow_plaintext_cards: true,
         http_addr: "127.0.0.1:0".parse().unwrap(),
     }
