@@ -38,8 +38,9 @@ impl ResultsListener {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &config.kafka_brokers)
             .set("client.id", "transaction-api-results")
-            // Required by the client, never joined: partitions are assigned
-            // by hand and no offset is committed.
+            // Required by the client (without it nothing is fetched), never
+            // joined: partitions are assigned by hand and nothing committed.
+            // The production ACLs grant Describe on this group only.
             .set("group.id", "transaction-api-decision-waits")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -143,6 +143,7 @@ fn spawn_api(database_url: &str, topic: &str, results: &str, port: u16, admin_po
         .env("ADMIN_HTTP_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("SECRET_HASH_KEY", SECRET_KEY)
         .env("CARD_ENCRYPTION_KEYS", testkit::TEST_CARD_KEYRING)
+        .env("CVV_ENCRYPTION_KEYS", testkit::TEST_CVV_KEYRING)
         .env("GATEWAY_DEVELOPMENT", "true")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -32,6 +32,7 @@ INTENDED_ACLS = {
     ("User:api", "Describe", "Topic", "transactions", "LITERAL"),
     ("User:api", "Read", "Topic", "transactions_result", "LITERAL"),
     ("User:api", "Describe", "Topic", "transactions_result", "LITERAL"),
+    ("User:api", "Describe", "Group", "transaction-api-decision-waits", "LITERAL"),
     ("User:processor", "Read", "Topic", "transactions", "LITERAL"),
     ("User:processor", "Describe", "Topic", "transactions", "LITERAL"),
     ("User:processor", "Write", "Topic", "transactions_result", "LITERAL"),

@@ -47,6 +47,7 @@ struct Args {
 }
 
 const CARD_KEYS: &str = "bench:YmVuY2gtb25seS1jYXJkLWtleXJpbmctMzJieXRlcyE=";
+const CVV_KEYS: &str = "benchcvv:YmVuY2htYXJrLWN2di1rZXlyaW5nLTMyLWJ5dGVzISE=";
 const SECRET_HASH_KEY: &str = "bench-only-secret-hash-key-0123456789";
 const BODY: &str = r#"{"credit_card_number":"4111111111111111","credit_card_name":"Bench","credit_card_expiration_month":12,"credit_card_expiration_year":2035,"credit_card_cvv":"123","amount":"10.50"}"#;
 
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             .env("TRANSACTIONS_TOPIC", &tx)
             .env("RESULTS_TOPIC", &results)
             .env("CARD_ENCRYPTION_KEYS", CARD_KEYS)
+            .env("CVV_ENCRYPTION_KEYS", CVV_KEYS)
             .env("SECRET_HASH_KEY", SECRET_HASH_KEY)
             .env("GATEWAY_DEVELOPMENT", "true")
             .env("RUST_LOG", "warn")
