@@ -84,6 +84,8 @@ def one_round(n):
     request("POST", "/v1/transactions", raw=b'{"amount": ')
     request("POST", "/v1/transactions", {**tx(), "surprise": True})
     request("POST", "/v1/transactions", tx(), creds=merchant.split(":")[0] + ":wrong-secret")
+    # The decision inline (201), for the decision-wait panel.
+    request("POST", "/v1/transactions", tx(amount="44.00"), headers={"Prefer": "wait=5"})
     key = {"Idempotency-Key": f"mt-{uuid.uuid4()}"}
     request("POST", "/v1/transactions", tx(amount="33.00"), headers=key)
     request("POST", "/v1/transactions", tx(amount="33.00"), headers=key)
