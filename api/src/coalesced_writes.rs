@@ -1,8 +1,9 @@
-//! Coalesces the intent and delivery writes of concurrent requests: each
-//! round writes everything queued in one database transaction. With SQLite
-//! every commit is an fsync and writers are serialised, so one commit per
-//! request would cap throughput; under low load a round holds one request
-//! and adds no wait.
+//! Coalesces the intent writes of concurrent requests: each round writes
+//! everything queued in one database transaction. With SQLite every commit
+//! is an fsync and writers are serialised, so one commit per request would
+//! cap throughput; under low load a round holds one request and adds no
+//! wait. The delivered marks are coalesced the same way but written after
+//! the answer (`delivered_marks`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use transaction_model::{AccountId, TransactionId};
 use transaction_store::{AcceptedRepository, AcceptedTransaction, ListCursor, StoreError, TransactionView};
+
+use crate::delivered_marks::DeliveredMarks;
 
 /// Most rows written in one round.
 const MAX_ROWS_PER_ROUND: usize = 5000;
@@ -25,24 +28,19 @@ struct Job<T> {
 pub struct CoalescingAccepted {
     inner: Arc<dyn AcceptedRepository>,
     intents: mpsc::Sender<Job<AcceptedTransaction>>,
-    marks: mpsc::Sender<Job<TransactionId>>,
+    marks: DeliveredMarks,
 }
 
 impl CoalescingAccepted {
-    /// Starts the two writer tasks; they stop when this is dropped.
+    /// Starts the writer tasks; they stop when this is dropped.
     pub fn new(inner: Arc<dyn AcceptedRepository>) -> Self {
         let (intents, intent_rx) = mpsc::channel(QUEUE);
-        let (marks, mark_rx) = mpsc::channel(QUEUE);
         let repo = Arc::clone(&inner);
         tokio::spawn(writer(intent_rx, move |rows: Vec<AcceptedTransaction>| {
             let repo = Arc::clone(&repo);
             Box::pin(async move { repo.record_intents(&rows).await })
         }));
-        let repo = Arc::clone(&inner);
-        tokio::spawn(writer(mark_rx, move |rows: Vec<TransactionId>| {
-            let repo = Arc::clone(&repo);
-            Box::pin(async move { repo.mark_delivered(&rows).await })
-        }));
+        let marks = DeliveredMarks::new(Arc::clone(&inner));
         CoalescingAccepted { inner, intents, marks }
     }
 }
@@ -65,7 +63,7 @@ async fn writer<T: Send + 'static>(
         }
         let all: Vec<T> = round.iter_mut().flat_map(|j| std::mem::take(&mut j.rows)).collect();
         // A failed round fails every request in it; none of them has
-        // produced anything yet (intents) or all are already delivered (marks).
+        // produced anything yet.
         let result = write(all).await.map_err(|e| e.to_string());
         for job in round {
             let _ = job.done.send(result.clone());
@@ -85,8 +83,9 @@ impl AcceptedRepository for CoalescingAccepted {
         submit(&self.intents, batch.to_vec()).await
     }
 
+    /// Returns once the marks are queued; see `delivered_marks`.
     async fn mark_delivered(&self, ids: &[TransactionId]) -> Result<(), StoreError> {
-        submit(&self.marks, ids.to_vec()).await
+        self.marks.queue(ids.to_vec()).await
     }
 
     async fn purge_undelivered(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -98,6 +97,8 @@ impl AcceptedRepository for CoalescingAccepted {
         account: &AccountId,
         id: &TransactionId,
     ) -> Result<Option<TransactionView>, StoreError> {
+        // A transaction answered 202 here is found here.
+        self.marks.written().await;
         self.inner.find_accepted(account, id).await
     }
 
@@ -107,6 +108,7 @@ impl AcceptedRepository for CoalescingAccepted {
         limit: usize,
         after: Option<&ListCursor>,
     ) -> Result<Vec<TransactionView>, StoreError> {
+        self.marks.written().await;
         self.inner.list_accepted(account, limit, after).await
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod account_admin;
+pub mod account_cache;
 pub mod admin_routes;
 pub mod auth;
 pub mod auth_failures;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod coalesced_writes;
 pub mod config;
 pub mod cursor;
+pub mod delivered_marks;
 pub mod error;
 pub mod fingerprint;
 pub mod health_routes;

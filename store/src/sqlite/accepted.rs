@@ -112,7 +112,7 @@ impl AcceptedRepository for SqliteRepository {
         id: &TransactionId,
     ) -> Result<Option<TransactionView>, StoreError> {
         let (account, id) = (account.as_str().to_owned(), id.as_str().to_owned());
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!("{SELECT} AND a.id = ?2"))?;
             let mut rows = stmt.query_map(params![account, id], read_view)?;
             rows.next().transpose()?.transpose()
@@ -129,7 +129,7 @@ impl AcceptedRepository for SqliteRepository {
         let account = account.as_str().to_owned();
         let after = after.map(|c| (to_sqlite_text(c.created_at), c.id.as_str().to_owned()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let order = "ORDER BY a.created_at DESC, a.id DESC LIMIT";
             let mut views = Vec::new();
             match after {
