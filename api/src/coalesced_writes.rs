@@ -231,6 +231,6 @@ mod tests {
         recorder.hold_marks.store(false, Ordering::SeqCst);
         recorder.release.notify_one();
         read.await.unwrap();
-        assert_eq!(recorder.marked.lock().unwrap().as_slice(), [id]);
+        assert_eq!(recorder.marked.lock().unwrap().as_slice(), [id.clone()]);
     }
 }
