@@ -221,7 +221,7 @@ mod tests {
         let id = TransactionId::try_from("t1").unwrap();
         recorder.hold_marks.store(true, Ordering::SeqCst);
         // Returns although no mark can be written yet.
-        coalescer.mark_delivered(&[id.clone()]).await.unwrap();
+        coalescer.mark_delivered(std::slice::from_ref(&id)).await.unwrap();
         let read = coalescer.find_accepted(&account, &id);
         tokio::pin!(read);
         assert!(futures::poll!(read.as_mut()).is_pending());
@@ -231,6 +231,6 @@ mod tests {
         recorder.hold_marks.store(false, Ordering::SeqCst);
         recorder.release.notify_one();
         read.await.unwrap();
-        assert_eq!(recorder.marked.lock().unwrap().as_slice(), [id.clone()]);
+        assert_eq!(recorder.marked.lock().unwrap().as_slice(), std::slice::from_ref(&id));
     }
 }

@@ -240,6 +240,8 @@ mod tests {
         assert!(parse_url("sqlite://").is_err());
     }
 
+    // Holding the writer across the reads is the point of the test.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_do_not_queue_behind_the_writer() {
         let dir = tempfile::tempdir().unwrap();
