@@ -44,14 +44,17 @@ impl FromRequestParts<AppState> for AuthenticatedMerchant {
             let ip = state.client_ip(parts);
             return Err(state.auth_failed(ip, None, "missing_or_malformed", ApiError::Unauthenticated));
         };
-        let account = match AccountId::try_from(id.as_str()) {
-            Ok(account_id) => state.store.accounts.find_account(&account_id).await?,
-            Err(_) => None,
+        // From memory within the cache's TTL (`account_cache`); the secret
+        // is still hashed and compared in constant time on every request.
+        let account_id = AccountId::try_from(id.as_str()).ok();
+        let credentials = match &account_id {
+            Some(account_id) => state.accounts.credentials(account_id).await?,
+            None => None,
         };
-        let stored_hash = account.as_ref().map(|a| a.secret_hash.as_str()).unwrap_or(DUMMY_HASH);
+        let stored_hash = credentials.as_ref().map(|c| &*c.secret_hash).unwrap_or(DUMMY_HASH);
         let verified = state.hasher.verify(&secret, stored_hash);
-        let account = match account {
-            Some(a) if verified => a,
+        let (account_id, credentials) = match (account_id, credentials) {
+            (Some(account_id), Some(credentials)) if verified => (account_id, credentials),
             _ => {
                 let ip = state.client_ip(parts);
                 return Err(state.auth_failed(ip, Some(&id), "invalid_credentials", ApiError::Unauthenticated));
@@ -59,13 +62,13 @@ impl FromRequestParts<AppState> for AuthenticatedMerchant {
         };
         // Only after the secret verified: otherwise 403 would tell a guesser
         // which account ids exist.
-        if account.status != AccountStatus::Active {
+        if credentials.status != AccountStatus::Active {
             state.metrics.auth_failures.with_label_values(&["account_disabled"]).inc();
             return Err(ApiError::Forbidden { code: "account_disabled", message: "this account is disabled".into() });
         }
         // Every authenticated request costs one token (reads and refused
         // requests too); a batch pays for its other items in its handler.
-        state.charge_rate(&account.id, 1)?;
-        Ok(AuthenticatedMerchant { account_id: account.id })
+        state.charge_rate(&account_id, 1)?;
+        Ok(AuthenticatedMerchant { account_id })
     }
 }

@@ -99,6 +99,14 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 1000.0)]
     pub rate_limit_burst: f64,
 
+    /// How long an authenticated account (its secret hash and status) is
+    /// kept in memory, in milliseconds. A rotation or a disable through this
+    /// replica's admin API is seen at once; one made elsewhere (another
+    /// replica, the CLI) within this bound. 0 reads the database on every
+    /// request.
+    #[arg(long, env = "ACCOUNT_CACHE_TTL_MS", default_value_t = 2000)]
+    pub account_cache_ttl_ms: u64,
+
     /// Failed authentications allowed per client address per minute (per
     /// replica); more are answered 429. Valid credentials are never refused.
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
@@ -148,6 +156,10 @@ pub struct Config {
 }
 
 impl Config {
+    pub fn account_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.account_cache_ttl_ms)
+    }
+
     pub fn delivery_timeout(&self) -> Duration {
         Duration::from_millis(self.delivery_timeout_ms)
     }
@@ -191,6 +203,7 @@ impl Config {
             max_batch_items: 500,
             rate_limit_per_second: 200.0,
             rate_limit_burst: 1000.0,
+            account_cache_ttl_ms: 2000,
             auth_failures_per_minute: 20,
             webhook_allow_loopback_http: false,
             account_auth_failures_per_minute: 10,
@@ -227,6 +240,7 @@ impl std::fmt::Debug for Config {
             .field("max_batch_items", &self.max_batch_items)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("account_cache_ttl_ms", &self.account_cache_ttl_ms)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("webhook_allow_loopback_http", &self.webhook_allow_loopback_http)
             .field("account_auth_failures_per_minute", &self.account_auth_failures_per_minute)

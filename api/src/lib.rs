@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod account_admin;
+pub mod account_cache;
 pub mod admin_routes;
 pub mod auth;
 pub mod auth_failures;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod cursor;
 pub mod decision_wait;
 pub mod decisions;
+pub mod delivered_marks;
 pub mod error;
 pub mod fingerprint;
 pub mod health_routes;

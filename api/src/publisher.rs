@@ -44,7 +44,13 @@ impl Publisher {
         c.set("bootstrap.servers", &config.kafka_brokers)
             .set("client.id", "transaction-api")
             .set("acks", "all")
-            .set("linger.ms", "2")
+            // librdkafka sends what is queued when the linger ends, so it
+            // bounds the added latency of a lone message; under load the
+            // messages of concurrent requests arriving meanwhile share one
+            // produce request. 0 sends a request per message (loadgen: 0.07×
+            // plain axum against 0.18× at 1 ms), 5 ms only adds latency
+            // (0.10×). `KAFKA_OPTIONS=linger.ms=…` overrides it.
+            .set("linger.ms", "1")
             // librdkafka fails a message it could not deliver in this time,
             // which bounds how long a request waits for its delivery report.
             .set("message.timeout.ms", config.delivery_timeout_ms.max(1).to_string());

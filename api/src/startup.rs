@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use transaction_model::{SecretHasher, WeakSecretKey};
 use transaction_store::{ApiStore, StoreError};
 
+use crate::account_cache::CachedAccounts;
 use crate::auth_failures::FailedAuthLimiter;
 use crate::coalesced_writes::CoalescingAccepted;
 use crate::config::Config;
@@ -105,6 +106,8 @@ impl Application {
         }
         let mut store = open_store(&config.database_url, shutdown).await?;
         store.accepted = Arc::new(CoalescingAccepted::new(store.accepted));
+        let accounts = Arc::new(CachedAccounts::new(store.accounts, config.account_cache_ttl()));
+        store.accounts = accounts.clone();
         let keyring = SharedKeyring::for_service(
             KeyPurpose::Card,
             config.card_encryption_keys.as_deref(),
@@ -134,6 +137,7 @@ impl Application {
         };
         let state = AppState {
             store,
+            accounts,
             fingerprints: hasher.derive(FINGERPRINT_PURPOSE),
             hasher,
             publisher,

@@ -9,6 +9,7 @@ use service_runtime::client_ip::TrustedProxies;
 use transaction_model::{AccountId, SecretHasher};
 use transaction_store::ApiStore;
 
+use crate::account_cache::CachedAccounts;
 use crate::auth_failures::FailedAuthLimiter;
 use crate::decisions::DecisionWaiters;
 use crate::error::ApiError;
@@ -19,7 +20,10 @@ use crate::rate_limit::RateLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// `store.accounts` is `accounts` too: admin changes invalidate it.
     pub store: ApiStore,
+    /// Authentication's cached account reads.
+    pub accounts: Arc<CachedAccounts>,
     pub hasher: SecretHasher,
     /// Idempotency fingerprints, under a key derived from `hasher`'s.
     pub fingerprints: SecretHasher,

@@ -164,9 +164,52 @@ async fn admin_endpoints_are_off_without_an_operator_token() {
     app.stop().await;
 }
 
+/// Authentication reads accounts from a cache (`ACCOUNT_CACHE_TTL_MS`),
+/// here with a TTL far longer than the test: a rotation or a disable through
+/// the admin API still takes effect on the very next request, while a change
+/// written to the database behind the API's back (as the CLI or another
+/// replica does) is not seen before the TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_take_effect_at_once_through_the_account_cache() {
+    let (mut config, dir) = sqlite_config().await;
+    config.account_cache_ttl_ms = 3_600_000;
+    let app = spawn_with(config, Some(dir)).await;
+    let m = app.merchant("cached-shop").await;
+    let admin = |action: &'static str| {
+        app.client
+            .post(app.internal_url(&format!("/v1/admin/accounts/cached-shop/{action}")))
+            .bearer_auth(OPERATOR)
+            .send()
+    };
+    assert_eq!(status_of(&app, Some(&m.basic())).await.status(), 200, "now cached");
+
+    assert_eq!(admin("disable").await.unwrap().status(), 200);
+    assert_eq!(error_code(status_of(&app, Some(&m.basic())).await, 403).await.0, "account_disabled");
+    assert_eq!(admin("enable").await.unwrap().status(), 200);
+    assert_eq!(status_of(&app, Some(&m.basic())).await.status(), 200);
+
+    let rotated: Value = admin("rotate-secret").await.unwrap().json().await.unwrap();
+    let new = Merchant { id: m.id.clone(), secret: rotated["secret"].as_str().unwrap().into() };
+    assert_eq!(status_of(&app, Some(&m.basic())).await.status(), 401, "the old secret refused at once");
+    assert_eq!(status_of(&app, Some(&new.basic())).await.status(), 200);
+
+    // The cache is really in the way: the same changes made directly in the
+    // database wait for the TTL (the cross-replica bound in the README).
+    let id = transaction_model::AccountId::try_from("cached-shop").unwrap();
+    let hasher = api::startup::secret_hasher(Some(SECRET_KEY)).unwrap();
+    assert!(app.store.accounts.rotate_secret(&id, &hasher.hash("elsewhere")).await.unwrap());
+    assert!(app.store.accounts.set_account_status(&id, transaction_store::AccountStatus::Disabled).await.unwrap());
+    assert_eq!(status_of(&app, Some(&new.basic())).await.status(), 200, "served from the cache");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_manages_accounts_the_server_accepts() {
-    let app = spawn_sqlite().await;
+    let (mut config, dir) = sqlite_config().await;
+    // The CLI writes to the database like another replica would: seen by
+    // this server after the account cache's TTL, here at once.
+    config.account_cache_ttl_ms = 0;
+    let app = spawn_with(config, Some(dir)).await;
     let args = |command| AccountsArgs {
         database_url: app.database_url.clone(),
         secret_hash_key: Some(SECRET_KEY.into()),

@@ -54,6 +54,24 @@ pub trait AcceptedRepository: Send + Sync + 'static {
 
     async fn mark_delivered(&self, ids: &[TransactionId]) -> Result<(), StoreError>;
 
+    /// One round of the API's coalesced writes: `intents` recorded and
+    /// `delivered` marked (intents first). SQLite does both in one database
+    /// transaction, so a round costs one commit (one fsync); by default they
+    /// are written one after the other.
+    async fn record_and_mark(
+        &self,
+        intents: &[AcceptedTransaction],
+        delivered: &[TransactionId],
+    ) -> Result<(), StoreError> {
+        if !intents.is_empty() {
+            self.record_intents(intents).await?;
+        }
+        if !delivered.is_empty() {
+            self.mark_delivered(delivered).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes intents created before `before` that were never marked
     /// delivered and that the processor never stored (the merchant was
     /// answered 503 and never saw them); returns how many.

@@ -3,6 +3,7 @@
 mod accepted;
 mod accounts;
 mod idempotency;
+mod read_pool;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, ProcessedTransaction, Status, TransactionId};
 
+use self::read_pool::{ReadPool, READERS};
 use crate::row::check_storable;
 use crate::timestamp::{from_sqlite_text, to_sqlite_text};
 use crate::{StoreError, TransactionRepository};
@@ -35,6 +37,8 @@ pub struct SqliteRepository {
     // rusqlite connections are not Sync; every call runs on the blocking
     // pool and takes the lock, which also serialises writers as SQLite does.
     conn: Arc<Mutex<Connection>>,
+    /// Reads that need not queue behind a commit (see `read_pool`).
+    readers: Arc<ReadPool>,
 }
 
 impl SqliteRepository {
@@ -47,8 +51,8 @@ impl SqliteRepository {
     /// schema is current.
     pub async fn open_with(url: &str, run_migrations: bool) -> Result<Self, StoreError> {
         let target = parse_url(url)?;
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
-            let mut conn = match target {
+        let (conn, readers) = tokio::task::spawn_blocking(move || -> Result<(Connection, ReadPool), StoreError> {
+            let mut conn = match &target {
                 Some(path) => Connection::open(path)?,
                 None => Connection::open_in_memory()?,
             };
@@ -64,11 +68,15 @@ impl SqliteRepository {
             } else {
                 check_schema(&conn)?;
             }
-            Ok(conn)
+            let readers = match &target {
+                Some(path) => ReadPool::open(path, READERS)?,
+                None => ReadPool::none(),
+            };
+            Ok((conn, readers))
         })
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))??;
-        Ok(SqliteRepository { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteRepository { conn: Arc::new(Mutex::new(conn)), readers: Arc::new(readers) })
     }
 
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -83,6 +91,20 @@ impl SqliteRepository {
         })
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// A read on a reader connection, so it does not wait for the writer;
+    /// on the writer when there are no readers (in-memory database).
+    async fn with_read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.readers.is_empty() {
+            return self.with_conn(move |conn| f(conn)).await;
+        }
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(f)).await.map_err(|e| StoreError::Worker(e.to_string()))?
     }
 }
 
@@ -209,11 +231,11 @@ impl TransactionRepository for SqliteRepository {
 
     async fn find(&self, id: &TransactionId) -> Result<Option<ProcessedTransaction>, StoreError> {
         let id = id.as_str().to_owned();
-        self.with_conn(move |conn| select_one(conn, &id)).await
+        self.with_read(move |conn| select_one(conn, &id)).await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.with_conn(|conn| {
+        self.with_read(|conn| {
             let n: i64 = conn.query_row("SELECT COUNT(*) FROM transactions", [], |r| r.get(0))?;
             Ok(n as u64)
         })
@@ -239,5 +261,26 @@ mod tests {
         assert_eq!(parse_url("sqlite:///tmp/g.db").unwrap(), Some(PathBuf::from("/tmp/g.db")));
         assert_eq!(parse_url("sqlite::memory:").unwrap(), None);
         assert!(parse_url("sqlite://").is_err());
+    }
+
+    // Holding the writer across the reads is the point of the test.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_do_not_queue_behind_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SqliteRepository::open(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap();
+        let account = AccountId::try_from("m1").unwrap();
+        // The writer held, as during a long commit: a read through it would
+        // never finish (the bound only keeps a regression from hanging).
+        let writer = Arc::clone(&repo.conn);
+        let held = writer.lock().unwrap();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            (repo.count().await, crate::AccountRepository::find_account(&repo, &account).await)
+        })
+        .await;
+        drop(held);
+        let (count, found) = read.expect("reads went through the held writer");
+        assert_eq!(count.unwrap(), 0);
+        assert!(found.unwrap().is_none());
     }
 }

@@ -115,6 +115,16 @@ async fn accepted_contract(store: &ApiStore) {
     let again = AcceptedTransaction { amount: Amount::from_cents(1), ..accepted("a", "m1", 30) };
     repo.record_intents(&[again]).await.unwrap();
     assert_eq!(repo.find_accepted(&m1, &rows[0].id).await.unwrap().unwrap().accepted, rows[0]);
+
+    // One coalesced round: a new intent ("h") recorded and an earlier one
+    // ("g") marked together.
+    let (g, h) = (accepted("g", "m1", 40), accepted("h", "m1", 41));
+    repo.record_intents(std::slice::from_ref(&g)).await.unwrap();
+    repo.record_and_mark(std::slice::from_ref(&h), std::slice::from_ref(&g.id)).await.unwrap();
+    assert_eq!(repo.find_accepted(&m1, &g.id).await.unwrap().unwrap().accepted, g, "marked");
+    assert_eq!(repo.find_accepted(&m1, &h.id).await.unwrap(), None, "recorded, not marked");
+    repo.mark_delivered(std::slice::from_ref(&h.id)).await.unwrap();
+    assert_eq!(repo.find_accepted(&m1, &h.id).await.unwrap().unwrap().accepted, h, "it was recorded");
 }
 
 async fn idempotency_contract(store: &ApiStore) {

@@ -1,7 +1,7 @@
 //! [`AcceptedRepository`] on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{params, Row};
+use rusqlite::{params, Connection, Row};
 use time::OffsetDateTime;
 use transaction_model::{AccountId, Amount, CardBrand, MaskedCard, Status, TransactionId};
 
@@ -51,43 +51,51 @@ fn read_view(row: &Row<'_>) -> rusqlite::Result<Result<TransactionView, StoreErr
     })())
 }
 
+/// A retry under an Idempotency-Key records the same ids again: kept as is.
+fn insert_intents(conn: &Connection, batch: &[AcceptedTransaction]) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO accepted_transactions (id, account_id, amount_cents, created_at, delivered) \
+         VALUES (?1, ?2, ?3, ?4, 0) ON CONFLICT (id) DO NOTHING",
+    )?;
+    for a in batch {
+        insert.execute(params![
+            a.id.as_str(),
+            a.account_id.as_str(),
+            a.amount.cents(),
+            to_sqlite_text(a.created_at)
+        ])?;
+    }
+    Ok(())
+}
+
+fn mark(conn: &Connection, ids: &[TransactionId]) -> Result<(), StoreError> {
+    let mut update = conn.prepare_cached("UPDATE accepted_transactions SET delivered = 1 WHERE id = ?1")?;
+    for id in ids {
+        update.execute([id.as_str()])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl AcceptedRepository for SqliteRepository {
     async fn record_intents(&self, batch: &[AcceptedTransaction]) -> Result<(), StoreError> {
-        let batch = batch.to_vec();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    // A retry under an Idempotency-Key records the same ids again.
-                    "INSERT INTO accepted_transactions (id, account_id, amount_cents, created_at, delivered) \
-                     VALUES (?1, ?2, ?3, ?4, 0) ON CONFLICT (id) DO NOTHING",
-                )?;
-                for a in &batch {
-                    insert.execute(params![
-                        a.id.as_str(),
-                        a.account_id.as_str(),
-                        a.amount.cents(),
-                        to_sqlite_text(a.created_at)
-                    ])?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.record_and_mark(batch, &[]).await
     }
 
     async fn mark_delivered(&self, ids: &[TransactionId]) -> Result<(), StoreError> {
-        let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+        self.record_and_mark(&[], ids).await
+    }
+
+    async fn record_and_mark(
+        &self,
+        intents: &[AcceptedTransaction],
+        delivered: &[TransactionId],
+    ) -> Result<(), StoreError> {
+        let (intents, delivered) = (intents.to_vec(), delivered.to_vec());
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
-            {
-                let mut update = tx.prepare_cached("UPDATE accepted_transactions SET delivered = 1 WHERE id = ?1")?;
-                for id in &ids {
-                    update.execute([id])?;
-                }
-            }
+            insert_intents(&tx, &intents)?;
+            mark(&tx, &delivered)?;
             tx.commit()?;
             Ok(())
         })
@@ -112,7 +120,7 @@ impl AcceptedRepository for SqliteRepository {
         id: &TransactionId,
     ) -> Result<Option<TransactionView>, StoreError> {
         let (account, id) = (account.as_str().to_owned(), id.as_str().to_owned());
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!("{SELECT} AND a.id = ?2"))?;
             let mut rows = stmt.query_map(params![account, id], read_view)?;
             rows.next().transpose()?.transpose()
@@ -129,7 +137,7 @@ impl AcceptedRepository for SqliteRepository {
         let account = account.as_str().to_owned();
         let after = after.map(|c| (to_sqlite_text(c.created_at), c.id.as_str().to_owned()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let order = "ORDER BY a.created_at DESC, a.id DESC LIMIT";
             let mut views = Vec::new();
             match after {

@@ -48,7 +48,7 @@ impl AccountRepository for SqliteRepository {
 
     async fn find_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
         let id = id.as_str().to_owned();
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"))?;
             stmt.query_row([id], read_account).optional()?.transpose()
         })
@@ -56,7 +56,7 @@ impl AccountRepository for SqliteRepository {
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_read(|conn| {
             let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts ORDER BY id"))?;
             let rows = stmt.query_map([], read_account)?;
             let mut accounts = Vec::new();

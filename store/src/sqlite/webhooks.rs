@@ -201,12 +201,12 @@ impl WebhookRepository for SqliteRepository {
 
     async fn find_endpoint(&self, account: &AccountId, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
         let (account, id) = (account.as_str().to_owned(), id.to_owned());
-        self.with_conn(move |conn| select_endpoint(conn, &account, &id)).await
+        self.with_read(move |conn| select_endpoint(conn, &account, &id)).await
     }
 
     async fn list_endpoints(&self, account: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let account = account.as_str().to_owned();
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account_id = ?1 ORDER BY created_at, id"
             ))?;
@@ -465,7 +465,7 @@ impl WebhookRepository for SqliteRepository {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let (account, endpoint_id) = (account.as_str().to_owned(), endpoint_id.to_owned());
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?1 AND account_id = ?2 \
                  AND (?3 IS NULL OR status = ?3) ORDER BY created_at DESC, event_id LIMIT ?4"
@@ -487,7 +487,7 @@ impl WebhookRepository for SqliteRepository {
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
         let (account, endpoint_id, event_id) =
             (account.as_str().to_owned(), endpoint_id.to_owned(), event_id.to_owned());
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?1 AND event_id = ?2 \
                  AND account_id = ?3"
