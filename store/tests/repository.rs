@@ -44,6 +44,19 @@ async fn contract(repo: Arc<dyn TransactionRepository>) {
     assert_eq!(stored[2], tx("c", Status::Approved, 100_000));
     assert_eq!(repo.count().await.unwrap(), 3);
 
+    // The shared form names only the rows whose stored decision is another
+    // one; the caller's rows are left as they were.
+    let third = Arc::new(vec![
+        tx("e", Status::Approved, 100),
+        tx("a", Status::Approved, 100_000),
+        tx("e", Status::Rejected, 1),
+        tx("b", Status::Rejected, 99),
+    ]);
+    let kept = repo.record_shared(Arc::clone(&third)).await.unwrap();
+    assert_eq!(kept, vec![None, Some(first[0].clone()), Some(third[0].clone()), None]);
+    assert_eq!(third[1], tx("a", Status::Approved, 100_000));
+    assert_eq!(repo.count().await.unwrap(), 4);
+
     // Nullable fields round-trip as None.
     let mut bare = tx("d", Status::Rejected, 0);
     bare.account_id = None;
@@ -57,7 +70,7 @@ async fn contract(repo: Arc<dyn TransactionRepository>) {
     // A large batch crosses the per-statement chunking.
     let many: Vec<_> = (0..2500).map(|i| tx(&format!("bulk-{i}"), Status::Approved, 100 + i)).collect();
     assert_eq!(repo.record_batch(many.clone()).await.unwrap(), many);
-    assert_eq!(repo.count().await.unwrap(), 2504);
+    assert_eq!(repo.count().await.unwrap(), 2505);
     assert_eq!(repo.record_batch(Vec::new()).await.unwrap(), Vec::new());
     assert_eq!(repo.find(&TransactionId::try_from("nope").unwrap()).await.unwrap(), None);
 }
@@ -68,14 +81,14 @@ async fn sqlite_repository_honours_the_contract() {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     contract(open(&url).await.unwrap()).await;
     // Reopening runs no migration twice and keeps the data.
-    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2504);
+    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2505);
 }
 
 #[tokio::test]
 async fn mysql_repository_honours_the_contract_on_mariadb() {
     let url = mysql::create_scratch_database(&mysql_server(), "store_test").await.unwrap();
     contract(open(&url).await.unwrap()).await;
-    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2504);
+    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2505);
     mysql::drop_scratch_database(&url).await.unwrap();
 }
 
