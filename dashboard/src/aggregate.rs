@@ -14,11 +14,12 @@ use crate::series::{Series, SeriesView};
 pub const RATE_WINDOW_SECS: u64 = 10;
 
 /// Labels in display order; `other` counts messages this build does not know.
-const REASON_LABELS: [&str; 9] = [
+const REASON_LABELS: [&str; 10] = [
     "invalid_card_number",
     "invalid_expiration_month",
     "invalid_expiration_year",
     "invalid_cvv",
+    "cvv_expired",
     "invalid_name",
     "over_limit",
     "below_minimum",

@@ -45,6 +45,11 @@ impl<'a> RawTransaction<'a> {
 /// A JSON string field's text, borrowed when it has no escapes.
 pub fn json_string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
     let text = raw?.get();
+    // Not a string: answered without building a parser error, which
+    // allocates (every message has numeric fields asked for as strings).
+    if !text.starts_with('"') {
+        return None;
+    }
     if let Ok(s) = serde_json::from_str::<&'a str>(text) {
         return Some(Cow::Borrowed(s));
     }
@@ -54,8 +59,8 @@ pub fn json_string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
 /// A whole number given as a JSON integer or as a string of ASCII digits.
 pub fn json_integer(raw: Option<&RawValue>) -> Option<i64> {
     let text = raw?.get();
-    if let Ok(n) = serde_json::from_str::<i64>(text) {
-        return Some(n);
+    if !text.starts_with('"') {
+        return serde_json::from_str::<i64>(text).ok();
     }
     let s = json_string(raw)?;
     if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {

@@ -32,7 +32,11 @@ pub struct Config {
     #[arg(long, env = "BATCH_SIZE", default_value_t = 2000)]
     pub batch_size: usize,
 
-    /// Longest wait for a batch to fill, in milliseconds, after its first message.
+    /// Longest a batch keeps taking messages already buffered by the
+    /// consumer, in milliseconds after its first message. A batch never
+    /// waits for messages still to come: it closes as soon as the consumer
+    /// has nothing more to give (a lone message is decided at once), when
+    /// it is full, or after this long.
     #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 50)]
     pub batch_wait_ms: u64,
 

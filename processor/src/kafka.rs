@@ -21,6 +21,14 @@ use crate::ownership::Ownership;
 
 pub type Consumer = StreamConsumer<ProcessorContext>;
 
+/// Prefetched messages kept by the consumer, at most (about 25,000
+/// transactions of the usual 330 bytes: a dozen full batches).
+const CONSUMER_QUEUE_KBYTES: usize = 8 * 1024;
+/// Largest fetch response asked for; each partition's share is still
+/// bounded by `max.partition.fetch.bytes` (1 MiB), and a single larger
+/// message is still fetched.
+const FETCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// Committed offset of each assigned partition at assignment time: messages
 /// below it were already stored and published, and are dropped.
 #[derive(Clone, Default)]
@@ -230,6 +238,12 @@ pub fn consumer(
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 3).max(100).to_string())
         .set("fetch.wait.max.ms", "100")
+        // Memory: by default librdkafka prefetches up to 64 MiB into the
+        // consumer's queue and asks for up to 50 MiB per fetch, most of a
+        // processor's footprint. A few batches ahead keep the stages fed
+        // (a batch takes what is buffered); more only costs memory.
+        .set("queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES.to_string())
+        .set("fetch.max.bytes", FETCH_MAX_BYTES.to_string())
         .set("statistics.interval.ms", "5000");
     apply_extra_options(&mut c, config)?;
     c.create_with_context(ProcessorContext { metrics, floors, ownership, rewind: config.resume_rewind_messages })
@@ -238,7 +252,11 @@ pub fn consumer(
 pub fn producer(config: &Config) -> Result<FutureProducer, KafkaError> {
     let mut c = base_config(config);
     c.set("acks", "all")
-        .set("linger.ms", "5")
+        // Low, so a lone result leaves at once; a batch's results are all
+        // handed over within about a millisecond, so they still travel in
+        // few requests, and under load requests fill while others are in
+        // flight.
+        .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "500000")
         // A dead broker fails a delivery after this long; the batch is then

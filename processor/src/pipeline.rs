@@ -17,11 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use futures::{FutureExt as _, StreamExt as _};
+use rdkafka::consumer::{CommitMode, Consumer as _, MessageStream};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use transaction_model::message::REQUEST_ID_HEADER;
 use transaction_model::{ProcessedTransaction, RejectionReason, Status};
@@ -29,10 +31,11 @@ use transaction_store::TransactionRepository;
 
 use crate::card_hash::CardHasher;
 use crate::decode::DeadLetterReason;
-use crate::kafka::{Consumer, ResumeFloors};
+use crate::kafka::{Consumer, ProcessorContext, ResumeFloors};
 use crate::metrics::{Metrics, NO_REASON};
 use crate::ownership::{Ownership, PartitionKey};
 use crate::unseal::CardReader;
+use crate::write_stage::DecidedBatch;
 
 pub const DLQ_REASON_HEADER: &str = "dlq_reason";
 /// Longest `request_id` header carried to a result; a longer one is dropped
@@ -67,6 +70,8 @@ pub struct Pipeline {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) topics: Topics,
     pub(crate) batch_size: usize,
+    /// Longest a batch keeps taking messages that are already buffered,
+    /// after its first; a batch never waits for messages still to come.
     pub(crate) batch_wait: Duration,
 }
 
@@ -100,7 +105,15 @@ impl Drop for Filling<'_> {
 /// was read in (`None`: the partition changed hands while it was read).
 pub(crate) struct Batch<'c> {
     pub(crate) messages: Vec<BorrowedMessage<'c>>,
-    pub(crate) generations: HashMap<PartitionKey, Option<u64>>,
+    /// A handful of partitions per member: a list searched in place costs
+    /// no allocation per message, unlike a map keyed by an owned topic.
+    pub(crate) generations: Vec<(PartitionKey, Option<u64>)>,
+}
+
+impl Batch<'_> {
+    fn generation(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.generations.iter().find(|((t, p), _)| *p == partition && t == topic).and_then(|(_, g)| *g)
+    }
 }
 
 /// A message that goes to the dead-letter topic instead of (or after) the
@@ -111,11 +124,12 @@ pub(crate) struct DeadLetter {
     pub(crate) reason: DeadLetterReason,
 }
 
-/// A decision stored in the database (or to be), for message `index`.
+/// A decision stored in the database, for message `index`.
 pub(crate) struct Decided {
     pub(crate) index: usize,
     pub(crate) transaction: ProcessedTransaction,
-    pub(crate) request_id: Option<String>,
+    /// The rule that rejected it (`None`: approved), for the metrics.
+    pub(crate) reason: Option<RejectionReason>,
 }
 
 /// A batch written to the database, whose results are still to publish.
@@ -135,10 +149,11 @@ impl Pipeline {
     /// Runs until `shutdown` is cancelled, then finishes the batch in hand,
     /// commits the stored offsets and returns.
     ///
-    /// Two batches overlap: while batch N's results are published and
-    /// acknowledged, batch N+1 is consumed, decided and written. Batch N's
-    /// offsets are still committed only after its own write and deliveries,
-    /// and always before batch N+1's, and its results are produced first.
+    /// Three batches overlap: while batch N's results are published and
+    /// acknowledged, batch N+1 is written to the database and batch N+2 is
+    /// consumed and decided. Batch N's offsets are still committed only
+    /// after its own write and deliveries, and always before batch N+1's,
+    /// and its results are produced first.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineError> {
         self.consumer.subscribe(&[&self.topics.transactions])?;
         tracing::info!(topic = %self.topics.transactions, "consuming");
@@ -163,34 +178,62 @@ impl Pipeline {
 
 impl<'c> Run<'c> {
     async fn run(&self) -> Result<(), PipelineError> {
+        let mut decided: Option<DecidedBatch<'c>> = None;
         let mut in_flight: Option<StoredBatch<'c>> = None;
         loop {
+            // Wakes the deciding stage when the two others are done, so a
+            // batch written meanwhile is published now rather than after
+            // the next message arrives.
+            let others_done = Notify::new();
+            let busy = decided.is_some() || in_flight.is_some();
             let finishing = async {
                 match in_flight.take() {
                     Some(batch) => self.finish(batch).await,
                     None => Ok(()),
                 }
             };
-            let storing = async {
-                let batch = self.drop_already_committed(self.next_batch().await?);
-                if batch.messages.is_empty() {
-                    return Some(Ok(None));
+            let writing = async {
+                match decided.take() {
+                    Some(batch) => self.store(batch).await.map(Some),
+                    None => Ok(None),
                 }
-                Some(self.store(batch).await.map(Some))
             };
-            let (finished, stored) = tokio::join!(finishing, storing);
+            let others = async {
+                let done = tokio::join!(finishing, writing);
+                others_done.notify_one();
+                done
+            };
+            let deciding = async {
+                let batch = self.drop_already_committed(self.next_batch(busy.then_some(&others_done)).await?);
+                if batch.messages.is_empty() {
+                    return Some(None);
+                }
+                Some(Some(self.decide(batch)))
+            };
+            let ((finished, written), next) = tokio::join!(others, deciding);
             if finished.is_err() {
                 tracing::warn!("stopping with a batch not done; it will be redelivered");
                 break;
             }
-            match stored {
-                Some(Ok(next)) => in_flight = next,
-                Some(Err(Interrupted)) => {
+            match written {
+                Ok(stored) => in_flight = stored,
+                Err(Interrupted) => {
                     tracing::warn!("stopping with a batch not stored; it will be redelivered");
                     break;
                 }
-                // Shutdown, or failing closed: the batch in flight was finished above.
-                None => break,
+            }
+            match next {
+                Some(next) => decided = next,
+                // Shutdown, or failing closed: the batch just written is
+                // finished (published, offsets committed) before stopping.
+                None => {
+                    if let Some(batch) = in_flight.take() {
+                        if self.finish(batch).await.is_err() {
+                            tracing::warn!("stopping with a batch not done; it will be redelivered");
+                        }
+                    }
+                    break;
+                }
             }
         }
         match self.p.ownership.fatal() {
@@ -207,17 +250,27 @@ impl<'c> Run<'c> {
         self.shutdown.is_cancelled()
     }
 
-    /// Waits for a first message, then fills the batch until it is full or
-    /// `batch_wait` has passed. `None` when shutdown is asked for.
-    async fn next_batch(&self) -> Option<Batch<'c>> {
-        let consumer = &self.p.consumer;
+    /// Waits for a first message, then takes what the consumer already
+    /// holds, without waiting for more: the batch closes when it is full,
+    /// when nothing more is buffered, or `batch_wait` after its first
+    /// message. A lone message is thus decided at once, while under load
+    /// batches still fill up by themselves: messages pile up in the
+    /// consumer's queue while the previous batch is written and published.
+    /// `None` when shutdown is asked for. With `others` (batches before it
+    /// still being written or published), an empty batch once they are
+    /// done and no message came meanwhile.
+    async fn next_batch(&self, others: Option<&Notify>) -> Option<Batch<'c>> {
+        let consumer: &'c Consumer = &self.p.consumer;
         self.filling.store(true, Ordering::SeqCst);
         let _filling = Filling(&self.filling);
-        let mut batch = Batch { messages: Vec::with_capacity(self.p.batch_size), generations: HashMap::new() };
+        let mut batch = Batch { messages: Vec::with_capacity(self.p.batch_size), generations: Vec::new() };
         let stashed: Vec<_> = self.lock_stash().drain(..).collect();
         for m in stashed {
             self.add(&mut batch, m);
         }
+        // One stream for the whole batch: `recv()` registers a waker slot
+        // per call, a lock and an allocation per message.
+        let mut stream = consumer.stream();
         while batch.messages.is_empty() {
             if self.must_stop() {
                 return None;
@@ -225,39 +278,56 @@ impl<'c> Run<'c> {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,
-                received = tokio::time::timeout(Duration::from_millis(500), consumer.recv()) => match received {
-                    Ok(Ok(m)) => self.add(&mut batch, m),
-                    Ok(Err(e)) => {
+                // Nothing taken from the consumer yet: returning is safe.
+                _ = async { match others { Some(done) => done.notified().await, None => std::future::pending().await } } => {
+                    return Some(batch);
+                }
+                received = tokio::time::timeout(Duration::from_millis(500), stream.next()) => match received {
+                    Ok(Some(Ok(m))) => self.add(&mut batch, m),
+                    Ok(Some(Err(e))) => {
                         tracing::warn!(error = %e, "kafka consumer error; retrying");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    Err(_) => {}
+                    // Timed out (or the stream ended, which librdkafka's never does): check for shutdown.
+                    Ok(None) | Err(_) => {}
                 },
             }
         }
-        let deadline = tokio::time::Instant::now() + self.p.batch_wait;
-        while batch.messages.len() < self.p.batch_size {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => self.add(&mut batch, m),
-                Ok(Err(e)) => {
+        let deadline = Instant::now() + self.p.batch_wait;
+        while batch.messages.len() < self.p.batch_size && Instant::now() < deadline {
+            match buffered(&mut stream) {
+                Some(Ok(m)) => self.add(&mut batch, m),
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "kafka consumer error while filling a batch");
                     break;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
+        self.settle_generations(&mut batch);
         Some(batch)
     }
 
-    /// Adds a message, noting the assignment generation of its partition.
+    /// Adds a message, noting the assignment generation of its partition
+    /// when it is the partition's first in the batch.
     fn add(&self, batch: &mut Batch<'c>, m: BorrowedMessage<'c>) {
-        let now = self.p.ownership.generation(m.topic(), m.partition());
-        let key = (m.topic().to_owned(), m.partition());
-        let seen = batch.generations.entry(key).or_insert(now);
-        if *seen != now {
-            *seen = None;
+        let (topic, partition) = (m.topic(), m.partition());
+        if !batch.generations.iter().any(|((t, p), _)| *p == partition && t == topic) {
+            let now = self.p.ownership.generation(topic, partition);
+            batch.generations.push(((topic.to_owned(), partition), now));
         }
         batch.messages.push(m);
+    }
+
+    /// A partition whose generation is not the same now as at its first
+    /// message changed hands while the batch was read (generations only
+    /// grow, so any change in between still shows at the end).
+    fn settle_generations(&self, batch: &mut Batch<'c>) {
+        for ((topic, partition), seen) in &mut batch.generations {
+            if *seen != self.p.ownership.generation(topic, *partition) {
+                *seen = None;
+            }
+        }
     }
 
     pub(crate) fn lock_stash(&self) -> std::sync::MutexGuard<'_, VecDeque<BorrowedMessage<'c>>> {
@@ -302,14 +372,17 @@ impl<'c> Run<'c> {
     /// which redoes those messages (the repository keeps the first
     /// decision), so an offset is never committed over another member's.
     fn store_offsets(&self, batch: &Batch<'_>) {
-        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut next: Vec<(&str, i32, i64)> = Vec::with_capacity(batch.generations.len());
         for m in &batch.messages {
-            let offset = next.entry((m.topic(), m.partition())).or_insert(0);
-            *offset = (*offset).max(m.offset() + 1);
+            let (topic, partition, offset) = (m.topic(), m.partition(), m.offset() + 1);
+            match next.iter_mut().find(|(t, p, _)| *p == partition && *t == topic) {
+                Some((_, _, o)) => *o = (*o).max(offset),
+                None => next.push((topic, partition, offset)),
+            }
         }
         let mut tpl = TopicPartitionList::with_capacity(next.len());
-        for ((topic, partition), offset) in next {
-            let read_in = batch.generations.get(&(topic.to_owned(), partition)).copied().flatten();
+        for (topic, partition, offset) in next {
+            let read_in = batch.generation(topic, partition);
             let owned_now = self.p.ownership.generation(topic, partition);
             let Some(generation) = read_in.filter(|g| owned_now == Some(*g)) else {
                 tracing::info!(
@@ -355,14 +428,12 @@ impl<'c> Run<'c> {
         m.dlq_messages.inc_by(delivered.dead_letters);
         let mut by_reason: HashMap<(Status, &'static str), u64> = HashMap::new();
         for d in &batch.stored {
-            let t = &d.transaction;
-            let reason = match t.status {
-                Status::Approved => NO_REASON,
-                Status::Rejected => {
-                    RejectionReason::from_message(&t.error_message).map_or("other", RejectionReason::label)
-                }
+            let reason = match (d.transaction.status, d.reason) {
+                (Status::Approved, _) => NO_REASON,
+                (Status::Rejected, Some(r)) => r.label(),
+                (Status::Rejected, None) => "other",
             };
-            *by_reason.entry((t.status, reason)).or_default() += 1;
+            *by_reason.entry((d.transaction.status, reason)).or_default() += 1;
         }
         for ((status, reason), n) in by_reason {
             m.transactions.with_label_values(&[status.as_str(), reason]).inc_by(n);
@@ -383,8 +454,9 @@ pub(crate) struct Delivered {
     pub(crate) dead_letters: u64,
 }
 
-/// The API's request id, carried to the result when it is short UTF-8.
-pub(crate) fn request_id(message: &BorrowedMessage<'_>) -> Option<String> {
+/// The API's request id, carried to the result when it is short UTF-8;
+/// borrowed from the message, which lives until its result is delivered.
+pub(crate) fn request_id<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m str> {
     let headers = message.headers()?;
     headers
         .iter()
@@ -392,5 +464,16 @@ pub(crate) fn request_id(message: &BorrowedMessage<'_>) -> Option<String> {
         .and_then(|h| h.value)
         .filter(|v| v.len() <= MAX_REQUEST_ID_BYTES)
         .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_owned)
+}
+
+/// The next message the consumer already holds, without waiting for one.
+/// An event that is not a message (a rebalance, statistics) answers a poll
+/// with "pending" once; the second poll reaches a message queued behind it.
+fn buffered<'c>(stream: &mut MessageStream<'c, ProcessorContext>) -> Option<KafkaResult<BorrowedMessage<'c>>> {
+    for _ in 0..2 {
+        if let Some(item) = stream.next().now_or_never() {
+            return item;
+        }
+    }
+    None
 }

@@ -4,38 +4,33 @@
 //! it refuses for good is not retried: a refused result becomes a dead
 //! letter, a refused dead letter is sent again with its headers only.
 
-use std::time::{Duration, Instant};
+use std::ops::Range;
+use std::time::Instant;
 
-use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::Message;
 use transaction_model::message::REQUEST_ID_HEADER;
 
 use crate::decode::DeadLetterReason;
 use crate::failure::{delivery_kind, FailureKind};
 use crate::metrics::STAGE_PRODUCE;
-use crate::pipeline::{Delivered, Interrupted, Run, StoredBatch, DLQ_REASON_HEADER};
+use crate::pipeline::{request_id, Delivered, Interrupted, Run, StoredBatch, DLQ_REASON_HEADER};
 use crate::redact::{redact_payload, redact_text, MAX_KEY_BYTES};
 use crate::stage_retry::backoff;
 
-/// One record to publish.
+/// One record to publish. A result is only positions: its key and request
+/// id are read from the stored decision and the consumed message, its
+/// payload from the batch's one buffer of serialised results.
 enum Outgoing {
     Result {
-        key: String,
-        payload: Vec<u8>,
-        request_id: Option<String>,
-        index: usize,
+        /// Position in the stored batch's decisions.
+        decided: usize,
+        payload: Range<usize>,
     },
     /// `payload` and `key` are `None` in the headers-only form.
-    Dead {
-        index: usize,
-        reason: DeadLetterReason,
-        key: Option<Vec<u8>>,
-        payload: Option<Vec<u8>>,
-    },
+    Dead { index: usize, reason: DeadLetterReason, key: Option<Vec<u8>>, payload: Option<Vec<u8>> },
 }
 
 impl<'c> Run<'c> {
@@ -43,15 +38,15 @@ impl<'c> Run<'c> {
         let started = Instant::now();
         let messages = &stored.batch.messages;
         let mut pending = Vec::with_capacity(stored.stored.len() + stored.dead.len());
-        for d in &stored.stored {
-            match d.transaction.to_result_message().to_json() {
-                Ok(payload) => pending.push(Outgoing::Result {
-                    key: d.transaction.id.as_str().to_owned(),
-                    payload,
-                    request_id: d.request_id.clone(),
-                    index: d.index,
-                }),
+        // Every result serialised into one buffer (librdkafka copies each
+        // record on send): one allocation per batch, not one per message.
+        let mut payloads = Vec::with_capacity(stored.stored.len() * RESULT_SIZE_HINT);
+        for (decided, d) in stored.stored.iter().enumerate() {
+            let start = payloads.len();
+            match d.transaction.write_result_json(&mut payloads) {
+                Ok(()) => pending.push(Outgoing::Result { decided, payload: start..payloads.len() }),
                 Err(e) => {
+                    payloads.truncate(start);
                     self.p.metrics.permanent_failures.with_label_values(&[STAGE_PRODUCE]).inc();
                     pending.push(dead_letter(
                         messages,
@@ -69,7 +64,21 @@ impl<'c> Run<'c> {
         let mut failures: u32 = 0;
         let mut paused = None;
         while !pending.is_empty() {
-            let outcomes = join_all(pending.iter().map(|o| self.send(o, messages))).await;
+            // Every record handed to librdkafka first, then the reports
+            // awaited in order: when the last has come, all have.
+            let queued: Vec<_> = pending.iter().map(|o| self.enqueue(o, stored, &payloads)).collect();
+            let mut outcomes = Vec::with_capacity(queued.len());
+            for q in queued {
+                outcomes.push(match q {
+                    Ok(delivery) => match delivery.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((e, _))) => Err(e),
+                        // The producer went away: transient, retried.
+                        Err(_) => Err(KafkaError::Canceled),
+                    },
+                    Err(e) => Err(e),
+                });
+            }
             let mut again = Vec::new();
             let mut transient: Option<KafkaError> = None;
             for (o, outcome) in pending.into_iter().zip(outcomes) {
@@ -90,11 +99,12 @@ impl<'c> Run<'c> {
                 }
                 self.p.metrics.permanent_failures.with_label_values(&[STAGE_PRODUCE]).inc();
                 match o {
-                    Outgoing::Result { key, index, .. } => {
-                        tracing::warn!(id = %key, error = %e, "the broker refuses the result; dead-lettered");
+                    Outgoing::Result { decided, .. } => {
+                        let d = &stored.stored[decided];
+                        tracing::warn!(id = %d.transaction.id, error = %e, "the broker refuses the result; dead-lettered");
                         again.push(dead_letter(
                             messages,
-                            index,
+                            d.index,
                             DeadLetterReason::new(format!("broker refused the result: {e}")),
                         ));
                     }
@@ -130,18 +140,24 @@ impl<'c> Run<'c> {
         Ok(delivered)
     }
 
-    /// Sends one record and waits for its delivery report.
-    async fn send(&self, o: &Outgoing, messages: &[rdkafka::message::BorrowedMessage<'c>]) -> Result<(), KafkaError> {
-        let queue_timeout = Timeout::After(Duration::from_secs(5));
+    /// Hands one record to the producer; its delivery report comes through
+    /// the returned future. A full producer queue is a transient failure of
+    /// that record (retried with the batch's backoff): it holds no more than
+    /// the batches in flight, so it fills only when the broker stalls.
+    fn enqueue(&self, o: &Outgoing, stored: &StoredBatch<'c>, payloads: &[u8]) -> Result<DeliveryFuture, KafkaError> {
         let producer = &self.p.producer;
-        let sent = match o {
-            Outgoing::Result { key, payload, request_id, .. } => {
-                let mut record = FutureRecord::to(&self.p.topics.results).key(key.as_str()).payload(payload.as_slice());
-                if let Some(rid) = request_id {
+        let messages = &stored.batch.messages;
+        match o {
+            Outgoing::Result { decided, payload } => {
+                let d = &stored.stored[*decided];
+                let mut record = FutureRecord::to(&self.p.topics.results)
+                    .key(d.transaction.id.as_str())
+                    .payload(&payloads[payload.clone()]);
+                if let Some(rid) = request_id(&messages[d.index]) {
                     record =
                         record.headers(OwnedHeaders::new().insert(Header { key: REQUEST_ID_HEADER, value: Some(rid) }));
                 }
-                producer.send(record, queue_timeout).await
+                producer.send_result(record).map_err(|(e, _)| e)
             }
             Outgoing::Dead { index, reason, key, payload } => {
                 let m = &messages[*index];
@@ -157,12 +173,15 @@ impl<'c> Run<'c> {
                 if let Some(payload) = payload {
                     record = record.payload(payload.as_slice());
                 }
-                producer.send(record, queue_timeout).await
+                producer.send_result(record).map_err(|(e, _)| e)
             }
-        };
-        sent.map(|_| ()).map_err(|(e, _)| e)
+        }
     }
 }
+
+/// Room for one serialised result (about 300 bytes), so the buffer of a
+/// batch's results is rarely grown.
+const RESULT_SIZE_HINT: usize = 320;
 
 /// A dead letter for message `index`: its key and payload redacted.
 fn dead_letter(messages: &[rdkafka::message::BorrowedMessage<'_>], index: usize, reason: DeadLetterReason) -> Outgoing {

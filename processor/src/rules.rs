@@ -27,19 +27,21 @@ pub fn evaluate(
     received_at: OffsetDateTime,
     hasher: &CardHasher,
 ) -> ProcessedTransaction {
-    evaluate_opened(id, raw, received_at, hasher, false)
+    decide(id, raw, received_at, hasher, false).0
 }
 
-/// [`evaluate`] for a message whose sealed fields were opened; with
-/// `cvv_destroyed` its CVV's key is gone, and the CVV rule rejects with
-/// [`RejectionReason::CvvExpired`] (the earlier rules still come first).
-pub fn evaluate_opened(
+/// [`evaluate`] for a message whose sealed fields were opened, with the rule
+/// that rejected it (`None`: approved), so the caller need not read the
+/// reason back from the message text. With `cvv_destroyed` its CVV's key is
+/// gone, and the CVV rule rejects with [`RejectionReason::CvvExpired`] (the
+/// earlier rules still come first).
+pub fn decide(
     id: TransactionId,
     raw: &RawTransaction<'_>,
     received_at: OffsetDateTime,
     hasher: &CardHasher,
     cvv_destroyed: bool,
-) -> ProcessedTransaction {
+) -> (ProcessedTransaction, Option<RejectionReason>) {
     let created_at = decision_time(json_string(raw.created_at).as_deref(), received_at);
     let number_text = json_string(raw.credit_card_number);
     let card = number_text.as_deref().and_then(|t| CardNumber::try_from(t).ok());
@@ -60,19 +62,21 @@ pub fn evaluate_opened(
         (None, None) => (None, None),
     };
 
-    ProcessedTransaction {
+    let reason = verdict.err();
+    let transaction = ProcessedTransaction {
         id,
         account_id: json_string(raw.account_id).and_then(|a| AccountId::try_from(a.as_ref()).ok()),
         amount,
-        status: if verdict.is_ok() { Status::Approved } else { Status::Rejected },
-        error_message: verdict.err().map(|r| r.message().to_owned()).unwrap_or_default(),
+        status: if reason.is_none() { Status::Approved } else { Status::Rejected },
+        error_message: reason.map(|r| r.message().to_owned()).unwrap_or_default(),
         card_brand: card.as_ref().map(CardNumber::brand),
         card_masked,
         card_hash_key_id: card_hash.as_ref().map(|_| hasher.key_id().to_owned()),
         card_hash,
         created_at,
         processed_at: transaction_store::truncate_to_micros(OffsetDateTime::now_utc()),
-    }
+    };
+    (transaction, reason)
 }
 
 fn check(

@@ -251,7 +251,7 @@ mod tests {
         use transaction_model::TransactionId;
 
         use crate::card_hash::CardHasher;
-        use crate::rules::evaluate_opened;
+        use crate::rules::decide as decide_opened;
 
         // The CVV keyring as the rotation keeps it: a key made now seals.
         let made = now();
@@ -271,13 +271,14 @@ mod tests {
         let raw = RawTransaction::from_slice(payload.as_bytes()).unwrap();
         let hasher = CardHasher::new(b"0123456789abcdef").unwrap();
         let decide = |opened: &Opened| {
-            evaluate_opened(
+            decide_opened(
                 TransactionId::try_from("t1").unwrap(),
                 &opened.apply(&raw),
                 made,
                 &hasher,
                 opened.cvv_destroyed,
             )
+            .0
         };
 
         // Within the window: the CVV opens and the transaction is approved.

@@ -7,6 +7,7 @@ mod webhooks;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -120,11 +121,14 @@ fn read_row(row: &MySqlRow) -> Result<ProcessedTransaction, StoreError> {
 
 #[async_trait]
 impl TransactionRepository for MySqlRepository {
-    async fn record_batch(&self, batch: Vec<ProcessedTransaction>) -> Result<Vec<ProcessedTransaction>, StoreError> {
+    async fn record_shared(
+        &self,
+        batch: Arc<Vec<ProcessedTransaction>>,
+    ) -> Result<Vec<Option<ProcessedTransaction>>, StoreError> {
         if batch.is_empty() {
-            return Ok(batch);
+            return Ok(Vec::new());
         }
-        for t in &batch {
+        for t in batch.iter() {
             check_storable(t)?;
         }
         let mut tx = self.pool.begin().await?;
@@ -148,7 +152,7 @@ impl TransactionRepository for MySqlRepository {
         }
         if inserted == batch.len() as u64 {
             tx.commit().await?;
-            return Ok(batch);
+            return Ok(vec![None; batch.len()]);
         }
         // Some ids were already stored (or repeated in the batch): read back
         // what is stored, which is the decision to publish.
@@ -167,17 +171,17 @@ impl TransactionRepository for MySqlRepository {
         }
         // A row IGNORE skipped for a reason other than its id (a constraint)
         // fails the whole batch, uncommitted, like on SQLite.
-        let stored: Vec<ProcessedTransaction> = batch
-            .into_iter()
-            .map(|t| {
-                stored.get(t.id.as_str()).cloned().ok_or_else(|| StoreError::Unstorable {
-                    id: t.id.to_string(),
-                    reason: "the database refused the row".into(),
-                })
+        let kept: Vec<Option<ProcessedTransaction>> = batch
+            .iter()
+            .map(|t| match stored.get(t.id.as_str()) {
+                Some(first) => Ok((first != t).then(|| first.clone())),
+                None => {
+                    Err(StoreError::Unstorable { id: t.id.to_string(), reason: "the database refused the row".into() })
+                }
             })
             .collect::<Result<_, _>>()?;
         tx.commit().await?;
-        Ok(stored)
+        Ok(kept)
     }
 
     async fn find(&self, id: &TransactionId) -> Result<Option<ProcessedTransaction>, StoreError> {

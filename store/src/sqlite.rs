@@ -185,46 +185,49 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<RowResult> {
 
 #[async_trait]
 impl TransactionRepository for SqliteRepository {
-    async fn record_batch(&self, batch: Vec<ProcessedTransaction>) -> Result<Vec<ProcessedTransaction>, StoreError> {
-        for t in &batch {
+    async fn record_shared(
+        &self,
+        batch: Arc<Vec<ProcessedTransaction>>,
+    ) -> Result<Vec<Option<ProcessedTransaction>>, StoreError> {
+        for t in batch.iter() {
             check_storable(t)?;
         }
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
-            let mut stored = Vec::with_capacity(batch.len());
+            let mut kept = Vec::with_capacity(batch.len());
             {
                 let sql = format!(
                     "INSERT INTO transactions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                      ON CONFLICT(id) DO NOTHING"
                 );
                 let mut insert = tx.prepare_cached(&sql)?;
-                for t in batch {
+                for t in batch.iter() {
                     let inserted = insert.execute(params![
                         t.id.as_str(),
                         t.account_id.as_ref().map(AccountId::as_str),
                         t.amount.map(Amount::cents),
                         t.status.as_str(),
-                        t.error_message,
+                        t.error_message.as_str(),
                         t.card_brand.map(CardBrand::as_str),
                         t.card_masked.as_ref().map(MaskedCard::as_str),
-                        t.card_hash,
+                        t.card_hash.as_deref(),
                         to_sqlite_text(t.created_at),
                         to_sqlite_text(t.processed_at),
                         t.card_hash_key_id,
                     ])?;
                     if inserted == 1 {
-                        stored.push(t);
+                        kept.push(None);
                     } else {
                         let first = select_one(&tx, t.id.as_str())?.ok_or_else(|| StoreError::CorruptRow {
                             id: t.id.to_string(),
                             reason: "conflicting row vanished".into(),
                         })?;
-                        stored.push(first);
+                        kept.push((first != *t).then_some(first));
                     }
                 }
             }
             tx.commit()?;
-            Ok(stored)
+            Ok(kept)
         })
         .await
     }

@@ -45,6 +45,19 @@ async fn contract(repo: Arc<dyn TransactionRepository>) {
     assert_eq!(stored[2], tx("c", Status::Approved, 100_000));
     assert_eq!(repo.count().await.unwrap(), 3);
 
+    // The shared form names only the rows whose stored decision is another
+    // one; the caller's rows are left as they were.
+    let third = Arc::new(vec![
+        tx("e", Status::Approved, 100),
+        tx("a", Status::Approved, 100_000),
+        tx("e", Status::Rejected, 1),
+        tx("b", Status::Rejected, 99),
+    ]);
+    let kept = repo.record_shared(Arc::clone(&third)).await.unwrap();
+    assert_eq!(kept, vec![None, Some(first[0].clone()), Some(third[0].clone()), None]);
+    assert_eq!(third[1], tx("a", Status::Approved, 100_000));
+    assert_eq!(repo.count().await.unwrap(), 4);
+
     // Nullable fields round-trip as None.
     let mut bare = tx("d", Status::Rejected, 0);
     bare.account_id = None;

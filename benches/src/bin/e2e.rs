@@ -5,9 +5,19 @@
 //!   sqlite  the processor binary until every result is published
 //!   mysql   the same on MySQL/MariaDB
 //!   pipe    again, to bracket the noise of a shared machine
-//! and prints transactions/s, the ratio to the mean pipe, and peak RSS.
+//! and prints, for each, the steady rate (transactions/s from the first
+//! output to the last), the wall time from start, the ratio of each
+//! processor run's steady rate to the mean pipe's, and the processor's peak
+//! RSS (`VmHWM` of the child, read just before it is stopped).
 //!
-//!   cargo build --release -p processor -p benches
+//! Steady rates, because start-up is not throughput: joining a consumer
+//! group on the local broker takes seconds (more with the broker's default
+//! session timeout), which would swamp a 200,000-message run. The pipe
+//! reads its partitions by assignment, with no group to join; each
+//! processor run is timed from its first published batch (that batch's
+//! results are not counted), the pipe from its first consumed message.
+//!
+//!   cargo build --release -p processor -p benches --bin processor --bin e2e
 //!   target/release/e2e --messages 200000
 
 use std::path::PathBuf;
@@ -19,7 +29,7 @@ use benches::workload;
 use clap::Parser;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 #[derive(Parser)]
 struct Args {
@@ -39,11 +49,18 @@ struct Args {
     /// Skip the MySQL run.
     #[arg(long)]
     no_mysql: bool,
+    /// Write each processor run's final /metrics to DIR/<run>.metrics
+    /// (stage durations, batch sizes: where the time went).
+    #[arg(long)]
+    metrics_dir: Option<PathBuf>,
 }
 
 struct Run {
     name: String,
+    /// From the start of the run (spawn, or subscribe) to the last output.
     seconds: f64,
+    /// Transactions per second from the first output to the last.
+    steady_rate: f64,
     peak_rss_kib: Option<u64>,
 }
 
@@ -81,21 +98,29 @@ async fn main() -> anyhow::Result<()> {
     runs.push(pipe(&args, &input, &tag, 2).await?);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let pipes: Vec<f64> = runs.iter().filter(|r| r.name.starts_with("pipe")).map(|r| r.seconds).collect();
-    let pipe_mean = pipes.iter().sum::<f64>() / pipes.len() as f64;
+    let pipes: Vec<f64> = runs.iter().filter(|r| r.name.starts_with("pipe")).map(|r| r.steady_rate).collect();
+    let pipe_rate = pipes.iter().sum::<f64>() / pipes.len() as f64;
     println!("\nN = {} transactions, {} partitions, batch size {}", args.messages, args.partitions, args.batch_size);
-    println!("{:<10} {:>9} {:>12} {:>16} {:>14}", "run", "seconds", "tx/s", "pipe time/run", "peak RSS MiB");
+    println!("{:<10} {:>12} {:>12} {:>12} {:>14}", "run", "steady tx/s", "wall s", "ratio", "peak RSS MiB");
     for r in &runs {
         println!(
-            "{:<10} {:>9.2} {:>12.0} {:>16.2} {:>14}",
+            "{:<10} {:>12.0} {:>12.2} {:>12.2} {:>14}",
             r.name,
+            r.steady_rate,
             r.seconds,
-            args.messages as f64 / r.seconds,
-            pipe_mean / r.seconds,
+            r.steady_rate / pipe_rate,
             r.peak_rss_kib.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "-".into()),
         );
     }
-    println!("(pipe time/run: mean raw-pipe time divided by this run's time; 1.00 = as fast as the broker's own pipe)");
+    println!("(ratio: this run's steady rate over the mean raw pipe's, {pipe_rate:.0} tx/s; 1.00 = as fast as the broker's own pipe)");
+    for r in runs.iter().filter(|r| !r.name.starts_with("pipe")) {
+        println!(
+            "processor {}: {:.2}x the raw pipe, peak RSS {}",
+            r.name,
+            r.steady_rate / pipe_rate,
+            r.peak_rss_kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "unknown".into()),
+        );
+    }
     Ok(())
 }
 
@@ -114,7 +139,12 @@ async fn pipe(args: &Args, input: &str, tag: &str, n: usize) -> anyhow::Result<R
         .create()?;
     let producer = producer(&args.brokers)?;
     let started = Instant::now();
-    consumer.subscribe(&[input])?;
+    // Assigned, not subscribed: the broker's pipe, without a group join.
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..args.partitions {
+        assignment.add_partition_offset(input, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
     let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(args.batch_size);
     let mut pending = Vec::new();
     let mut seen = 0;
@@ -140,8 +170,10 @@ async fn pipe(args: &Args, input: &str, tag: &str, n: usize) -> anyhow::Result<R
     }
     eprintln!("pipe #{n}: all consumed after {:.2}s", consumed_at.as_secs_f64());
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!("pipe #{n}: {seconds:.2}s (first message after {:.2}s)", first_at.unwrap_or_default().as_secs_f64());
-    Ok(Run { name: format!("pipe #{n}"), seconds, peak_rss_kib: None })
+    let first = first_at.unwrap_or_default().as_secs_f64();
+    eprintln!("pipe #{n}: {seconds:.2}s (first message after {first:.2}s)");
+    let steady_rate = (args.messages.saturating_sub(1)) as f64 / (seconds - first).max(f64::EPSILON);
+    Ok(Run { name: format!("pipe #{n}"), seconds, steady_rate, peak_rss_kib: None })
 }
 
 /// Runs the processor binary until it has published a result for every message.
@@ -172,23 +204,41 @@ async fn processor(args: &Args, input: &str, tag: &str, name: &str, database_url
         })?;
     let pid = child.id().context("processor pid")?;
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    // (seconds since spawn, results published) when a first batch is out.
+    let mut first: Option<(f64, u64)> = None;
     loop {
         if let Some(status) = child.try_wait()? {
             anyhow::bail!("processor exited early: {status}");
         }
-        if published(&metrics_url).await.unwrap_or(0) >= args.messages as u64 {
+        let n = published(&metrics_url).await.unwrap_or(0);
+        if n > 0 && first.is_none() {
+            first = Some((started.elapsed().as_secs_f64(), n));
+        }
+        if n >= args.messages as u64 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss_kib = peak_rss_kib(pid);
+    if let Some(dir) = &args.metrics_dir {
+        let out = tokio::process::Command::new("curl").args(["-sf", &metrics_url]).output().await?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(format!("{name}.metrics")), out.stdout)?;
+    }
+    let (first_at, first_n) = first.unwrap_or((0.0, 0));
+    // All in one batch: no steady rate to speak of; count the whole run.
+    let steady_rate = if first_n >= args.messages as u64 {
+        args.messages as f64 / seconds
+    } else {
+        (args.messages as u64 - first_n) as f64 / (seconds - first_at).max(f64::EPSILON)
+    };
     child.kill().await?;
     // The counter says published; the database must agree, one row per id.
     let rows = transaction_store::open(database_url).await?.count().await?;
     anyhow::ensure!(rows == args.messages as u64, "{name}: {rows} rows stored for {} messages", args.messages);
-    eprintln!("{name}: {seconds:.2}s");
-    Ok(Run { name: name.to_owned(), seconds, peak_rss_kib })
+    eprintln!("{name}: {seconds:.2}s (first {first_n} results after {first_at:.2}s)");
+    Ok(Run { name: name.to_owned(), seconds, steady_rate, peak_rss_kib })
 }
 
 /// `processor_results_published_total`, read from the processor's /metrics.
