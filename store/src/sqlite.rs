@@ -3,6 +3,7 @@
 mod accepted;
 mod accounts;
 mod idempotency;
+mod webhook_health;
 mod webhooks;
 
 use std::path::PathBuf;
