@@ -3,8 +3,10 @@
 mod accepted;
 mod accounts;
 mod idempotency;
-mod webhook_health;
 mod webhooks;
+
+// The dashboard's read of failing endpoints, without secrets.
+mod webhook_health;
 
 use std::collections::HashMap;
 use std::str::FromStr;
