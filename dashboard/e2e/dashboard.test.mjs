@@ -54,6 +54,13 @@ async function kpi(page, id) {
   return number(await page.textContent(`#${id}`));
 }
 
+// The failing webhook endpoints panel: [merchant, endpoint] per row, once
+// the first poll has answered.
+async function webhookRows(page) {
+  await page.waitForFunction(() => document.querySelector('#webhooks-note').textContent.includes('failing'), null, { timeout: 15000 });
+  return page.$$eval('#webhooks tr', (trs) => trs.map((tr) => [tr.children[0].textContent, tr.dataset.id]));
+}
+
 async function rows(page) {
   return page.$$eval('#recent tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
 }
@@ -88,6 +95,11 @@ test('operator sees counters, chart and table update live, at most ~10 frames/s'
   assert.ok(await kpi(page, 'kpi-tps') > 0, 'rate shows traffic');
   const merchants = new Set(rows2.map((r) => r[2]));
   assert.ok(merchants.size > 1, `operator sees several merchants: ${[...merchants]}`);
+  // Every merchant's failing webhook endpoint, the disabled one marked so.
+  assert.deepEqual(await webhookRows(page), [[MERCHANT_ID, 'ep_e2e_a'], ['shop-b', 'ep_e2e_b']]);
+  assert.equal(await page.textContent('#webhooks tr[data-id="ep_e2e_b"] .badge'), 'disabled (failing)');
+  assert.equal(await page.textContent('#webhooks tr[data-id="ep_e2e_a"] .badge'), 'retrying');
+  assert.ok(!(await page.textContent('#webhooks-card')).includes('whsec_'), 'no signing secret on the page');
   for (const r of rows2) {
     assert.match(r[4], /^(\w+ )?\d{6}\*+\d{4}$/, `card cell shows only 6+4 digits: ${r[4]}`);
     assert.match(r[5], /^(approved|rejected)$/);
@@ -142,6 +154,7 @@ test('a merchant sees only their own transactions', async () => {
   const r = await rows(page);
   assert.ok(r.length >= 5);
   for (const row of r) assert.equal(row[2], MERCHANT_ID, `row of another merchant: ${row}`);
+  assert.deepEqual(await webhookRows(page), [[MERCHANT_ID, 'ep_e2e_a']], 'only their own failing endpoint');
   // The secret never stays in the page or its storage.
   const stored = await page.evaluate(() => JSON.stringify(sessionStorage) + document.body.innerHTML);
   assert.ok(!stored.includes(MERCHANT_SECRET));

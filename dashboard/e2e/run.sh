@@ -26,7 +26,8 @@ if ! command -v chromium >/dev/null; then
   fi
 fi
 
-cargo build -q -p dashboard --bin dashboard --example produce_results --example seed_accounts
+cargo build -q -p dashboard --bin dashboard --example produce_results --example seed_accounts \
+  --example seed_failing_webhooks
 bin=$CARGO_TARGET_DIR/debug
 
 work=$(mktemp -d)
@@ -57,6 +58,8 @@ export ARTIFACTS_DIR=$artifacts
 export SESSION_KEY=$(random)$(random)
 
 "$bin/examples/seed_accounts" "$MERCHANT_ID:$MERCHANT_SECRET" "shop-b:$(random)" >/dev/null
+# One failing endpoint per merchant, for the "Webhook endpoints failing" panel.
+"$bin/examples/seed_failing_webhooks" "ep_e2e_a:$MERCHANT_ID:enabled" "ep_e2e_b:shop-b:disabled" >/dev/null
 # Create the topic before the dashboard subscribes (no auto-creation).
 "$bin/examples/produce_results" --topic "$topic" --create-topic 3 --create-only 2>/dev/null
 

@@ -22,6 +22,8 @@ pub enum ApiError {
     MerchantLoginUnavailable(&'static str),
     #[error("the account store did not answer")]
     AccountsUnavailable,
+    #[error("the webhook endpoint store did not answer")]
+    WebhooksUnavailable,
     #[error("too many failed sign-ins; try again in {0} s")]
     TooManyAttempts(u64),
     #[error("{0}")]
@@ -40,6 +42,7 @@ impl ApiError {
             ApiError::OperatorLoginDisabled => "operator_login_disabled",
             ApiError::MerchantLoginUnavailable(_) => "merchant_login_unavailable",
             ApiError::AccountsUnavailable => "accounts_unavailable",
+            ApiError::WebhooksUnavailable => "webhooks_unavailable",
             ApiError::TooManyAttempts(_) => "too_many_attempts",
             ApiError::TooManyStreams(_) => "too_many_streams",
             ApiError::Internal => "internal",
@@ -52,7 +55,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::OperatorLoginDisabled | ApiError::MerchantLoginUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::AccountsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AccountsUnavailable | ApiError::WebhooksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyAttempts(_) | ApiError::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

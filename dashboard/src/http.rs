@@ -1,4 +1,4 @@
-//! Routes: the page, login, the WebSocket, and /healthz, /readyz, /metrics.
+//! Routes: the page, login, the WebSocket, the failing webhook endpoints, and /healthz, /readyz, /metrics.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use rdkafka::consumer::Consumer as _;
 use serde_json::json;
 
 use crate::state::AppState;
-use crate::{assets, login, ws};
+use crate::{assets, login, webhooks, ws};
 
 /// Everything the page needs comes from this origin; nothing may frame it.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app.css", get(assets::app_css))
         .route("/api/session", post(login::login))
         .route("/api/session/renew", post(login::renew))
+        .route("/api/webhook-endpoints/failing", get(webhooks::failing))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

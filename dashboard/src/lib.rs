@@ -23,6 +23,7 @@ pub mod session;
 pub mod startup;
 pub mod state;
 pub mod throttle;
+pub mod webhooks;
 pub mod ws;
 pub mod ws_slots;
 

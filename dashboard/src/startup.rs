@@ -9,7 +9,7 @@ use service_runtime::dev_keys::{self, DevKeyError};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use transaction_model::secret::{SecretHasher, WeakSecretKey};
-use transaction_store::{AccountRepository, StoreError};
+use transaction_store::{DashboardStore, StoreError};
 
 use crate::board::Board;
 use crate::config::Config;
@@ -99,12 +99,18 @@ impl Application {
                 SessionSigner::random()
             }
         };
-        let merchant_login = match &config.secret_hash_key {
-            Some(key) => MerchantLogin::Enabled {
+        // The database serves merchant sign-in and the failing webhook
+        // endpoints (both views); without any sign-in nobody could read it.
+        let store = match (&config.secret_hash_key, &operator_token) {
+            (None, None) => None,
+            _ => Some(open_store(&config.database_url, shutdown).await?),
+        };
+        let merchant_login = match (&config.secret_hash_key, &store) {
+            (Some(key), Some(store)) => MerchantLogin::Enabled {
                 hasher: SecretHasher::new(key.as_bytes())?,
-                accounts: open_accounts(&config.database_url, shutdown).await?,
+                accounts: Arc::clone(&store.accounts),
             },
-            None => {
+            _ => {
                 tracing::warn!("SECRET_HASH_KEY is not set: merchant login is disabled");
                 MerchantLogin::Disabled("SECRET_HASH_KEY is not configured")
             }
@@ -119,6 +125,7 @@ impl Application {
             signer: Arc::new(signer),
             operator_token,
             merchant_login: Arc::new(merchant_login),
+            webhook_health: store.map(|s| s.webhook_health),
             throttle: Arc::new(LoginThrottle::default()),
             consumer: Arc::clone(&consumer),
             results_topic: config.results_topic.clone(),
@@ -188,15 +195,15 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// The database may start after the dashboard: keep trying, with backoff.
-async fn open_accounts(url: &str, shutdown: &CancellationToken) -> Result<Arc<dyn AccountRepository>, StartupError> {
+async fn open_store(url: &str, shutdown: &CancellationToken) -> Result<DashboardStore, StartupError> {
     let mut wait = Duration::from_millis(200);
     loop {
-        match transaction_store::open_accounts(url).await {
+        match transaction_store::open_dashboard_store(url).await {
             Ok(repo) => return Ok(repo),
             Err(e @ (StoreError::UnsupportedUrl(_) | StoreError::Migration(_))) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, database = %transaction_store::redact_url(url),
-                    retry_in_ms = wait.as_millis() as u64, "account store unavailable; retrying");
+                    retry_in_ms = wait.as_millis() as u64, "store unavailable; retrying");
             }
         }
         tokio::select! {

@@ -22,6 +22,8 @@ pub struct AppState {
     /// None: operator login disabled.
     pub operator_token: Option<Arc<OperatorToken>>,
     pub merchant_login: Arc<MerchantLogin>,
+    /// None: no sign-in is configured, so nobody could ask.
+    pub webhook_health: Option<Arc<dyn transaction_store::WebhookHealthRepository>>,
     pub throttle: Arc<LoginThrottle>,
     pub consumer: Arc<Consumer>,
     pub results_topic: String,

@@ -102,6 +102,7 @@ function showBoard() {
   $('merchants-card').hidden = session.view !== 'operator';
   scheduleRenew();
   connect();
+  startWebhooks();
 }
 
 // ---- session renewal -------------------------------------------------------
@@ -205,6 +206,8 @@ function scheduleReconnect() {
 function stopStream() {
   clearTimeout(reconnectTimer);
   clearTimeout(renewTimer);
+  clearTimeout(webhooksTimer);
+  webhooksTimer = null;
   if (socket) {
     const ws = socket;
     socket = null;
@@ -224,6 +227,66 @@ window.addEventListener('offline', () => setConn('offline', 'Offline'));
 window.addEventListener('online', () => {
   if (!socket && session) connect();
 });
+
+// ---- failing webhook endpoints -------------------------------------------------
+
+// Polled, not streamed: the list changes at the notifier's pace (minutes),
+// and one small query per page every few seconds is cheap. One request at a
+// time; the next is scheduled only once the previous one has ended.
+const WEBHOOKS_EVERY_MS = 5000;
+let webhooksTimer = null;
+
+function startWebhooks() {
+  clearTimeout(webhooksTimer);
+  webhooksTimer = setTimeout(pollWebhooks, 0);
+}
+
+async function pollWebhooks() {
+  if (!session) return;
+  try {
+    const res = await fetch('/api/webhook-endpoints/failing', {
+      headers: { authorization: `Bearer ${session.token}` },
+      cache: 'no-store',
+    });
+    if (res.status === 401) {
+      // Expired or revoked: renewing decides (and shows the login if over).
+      if (!(await renew())) return;
+    } else if (res.ok) {
+      renderWebhooks(await res.json());
+    } else {
+      text($('webhooks-note'), `unavailable (${res.status})`);
+    }
+  } catch (_) {
+    text($('webhooks-note'), 'unavailable');
+  }
+  if (session) webhooksTimer = setTimeout(pollWebhooks, WEBHOOKS_EVERY_MS);
+}
+
+function renderWebhooks(list) {
+  const rows = list.data || [];
+  $('webhooks-empty').hidden = rows.length > 0;
+  const shown = `${fmtInt.format(rows.length)}${list.truncated ? '+' : ''} failing`;
+  text($('webhooks-note'), `${shown} · updated ${fmtTime.format(new Date())}`);
+  $('webhooks').replaceChildren(...rows.map((e) => {
+    const tr = document.createElement('tr');
+    tr.dataset.id = e.endpoint_id;
+    const state = document.createElement('td');
+    const badge = document.createElement('span');
+    badge.className = `badge ${e.status === 'disabled' ? 'rejected' : 'failing'}`;
+    badge.textContent = e.disabled_for_failing ? 'disabled (failing)' : e.status === 'disabled' ? 'disabled' : 'retrying';
+    state.append(badge);
+    tr.append(
+      cell(e.account_id),
+      cell(e.endpoint_id, 'id'),
+      cell(e.url, 'id'),
+      cell(e.failing_since ? new Date(e.failing_since).toLocaleString() : ''),
+      cell(e.last_status_code == null ? '' : String(e.last_status_code), 'num'),
+      cell(e.last_error),
+      state,
+    );
+    return tr;
+  }));
+}
 
 // ---- rendering ---------------------------------------------------------------
 

@@ -14,6 +14,7 @@ mod repository;
 pub mod row;
 pub mod sqlite;
 mod timestamp;
+pub mod webhook_health;
 pub mod webhooks;
 
 pub use open_retry::open_with_retry;
@@ -26,6 +27,7 @@ pub use accounts::{Account, AccountRepository, AccountStatus};
 pub use error::{FailureKind, StoreError};
 pub use idempotency::{IdempotencyBegin, IdempotencyRepository, IdempotencyTimes, StoredResponse};
 pub use repository::TransactionRepository;
+pub use webhook_health::{EndpointScope, FailingEndpointSummary, WebhookHealthRepository};
 pub use webhooks::WebhookRepository;
 
 /// Whether a service brings the schema up to date when it opens the store
@@ -83,6 +85,27 @@ pub async fn open_webhooks(url: &str) -> Result<Arc<dyn WebhookRepository>, Stor
         Ok(Arc::new(sqlite::SqliteRepository::open(url).await?))
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         Ok(Arc::new(mysql::MySqlRepository::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// What the dashboard reads: merchant accounts (sign-in) and the health of
+/// webhook endpoints. One connection pool serves both.
+#[derive(Clone)]
+pub struct DashboardStore {
+    pub accounts: Arc<dyn AccountRepository>,
+    pub webhook_health: Arc<dyn WebhookHealthRepository>,
+}
+
+/// Opens the dashboard's store named by `url` (same URLs as [`open`]).
+pub async fn open_dashboard_store(url: &str) -> Result<DashboardStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        let repo = Arc::new(sqlite::SqliteRepository::open(url).await?);
+        Ok(DashboardStore { accounts: repo.clone(), webhook_health: repo })
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        let repo = Arc::new(mysql::MySqlRepository::connect(url).await?);
+        Ok(DashboardStore { accounts: repo.clone(), webhook_health: repo })
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

@@ -5,6 +5,9 @@ mod accounts;
 mod idempotency;
 mod webhooks;
 
+// The dashboard's read of failing endpoints, without secrets.
+mod webhook_health;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;

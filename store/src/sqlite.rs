@@ -6,6 +6,9 @@ mod idempotency;
 mod read_pool;
 mod webhooks;
 
+// The dashboard's read of failing endpoints, without secrets.
+mod webhook_health;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
