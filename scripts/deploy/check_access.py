@@ -61,7 +61,13 @@ INTENDED_GRANTS = {
         "_sqlx_migrations": {"SELECT"},
     },
     "processor": {"transactions": {"SELECT", "INSERT"}, "_sqlx_migrations": {"SELECT"}},
-    "dashboard": {"accounts": {"SELECT"}, "_sqlx_migrations": {"SELECT"}},
+    "dashboard": {
+        "accounts": {"SELECT"},
+        # The failing-endpoints panel (store/src/webhook_health.rs).
+        "webhook_endpoints": {"SELECT"},
+        "webhook_deliveries": {"SELECT"},
+        "_sqlx_migrations": {"SELECT"},
+    },
     "notifier": {
         "webhook_endpoints": {"SELECT", "UPDATE"},
         "webhook_deliveries": {"SELECT", "INSERT", "UPDATE"},
