@@ -109,6 +109,7 @@ mod tests {
             card_brand: Some(card.brand()),
             card_masked: Some(card.masked()),
             card_hash: Some("ab".repeat(32)),
+            card_hash_key_id: Some("h1".into()),
             created_at: datetime!(2026-06-01 10:00:00.123456 UTC),
             processed_at: datetime!(2026-06-01 10:00:01 +02:00),
         }
@@ -125,6 +126,7 @@ mod tests {
             card_brand: None,
             card_masked: None,
             card_hash: None,
+            card_hash_key_id: None,
             ..decided()
         };
         for t in [full, bare] {

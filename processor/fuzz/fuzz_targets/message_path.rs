@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let hasher = CardHasher::new(b"fuzz-card-hash-key-0123456789").expect("static key");
     match decode(Some(data)).and_then(|(id, raw)| Ok((id, cards().read(&raw)?, raw))) {
         Ok((id, opened, raw)) => {
-            let t = rules::evaluate_opened(id, &opened.apply(&raw), RECEIVED_AT, &hasher, opened.cvv_destroyed);
+            let (t, _) = rules::decide(id, &opened.apply(&raw), RECEIVED_AT, &hasher, opened.cvv_destroyed);
             if let Err(e) = check_storable(&t) {
                 panic!("a decision no store can hold: {e}");
             }
