@@ -35,6 +35,9 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 topic="dash-load-$(python3 -c 'import uuid; print(uuid.uuid4().hex)')"
 export RESULTS_TOPIC=$topic DATABASE_URL="sqlite://$work/accounts.db" SECRET_HASH_KEY=$(random)
 export OPERATOR_TOKEN=$(random) MERCHANT_ID=shop-a MERCHANT_SECRET=$(random) SESSION_KEY=$(random)$(random)
+# The load's clients share one session and one address: lift the per-session
+# and per-address WebSocket caps (5 and 50 by default) for the measurement.
+export MAX_WS_PER_SESSION=100000 MAX_WS_PER_ADDRESS=100000
 export HTTP_ADDR=127.0.0.1:$port DASHBOARD_URL=http://127.0.0.1:$port/ ARTIFACTS_DIR=$artifacts
 
 "$CARGO_TARGET_DIR/debug/examples/seed_accounts" "$MERCHANT_ID:$MERCHANT_SECRET" >/dev/null

@@ -37,14 +37,8 @@ pub struct Config {
     #[arg(long, env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
 
-    /// On (re)assignment, start this many messages before the committed
-    /// offset (see the processor's README: brokers that cannot fetch from
-    /// inside a record batch). Re-read results record nothing twice.
-    #[arg(long, env = "RESUME_REWIND_MESSAGES", default_value_t = 10_000)]
-    pub resume_rewind_messages: i64,
-
     /// Extra librdkafka consumer properties, `key=value;key=value`.
-    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';')]
+    #[arg(long, env = "KAFKA_OPTIONS", value_delimiter = ';', hide_env_values = true)]
     pub kafka_options: Vec<String>,
 
     /// Address of /healthz, /readyz and /metrics.
@@ -116,7 +110,6 @@ impl Config {
             batch_size: 1000,
             batch_wait_ms: 20,
             session_timeout_ms: 6000,
-            resume_rewind_messages: 10_000,
             kafka_options: Vec::new(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             allow_loopback_http: true,

@@ -1,14 +1,12 @@
 //! The results consumer: its own group, offsets stored by hand once a
-//! batch's deliveries are recorded, and a rewind on assignment.
+//! batch's deliveries are recorded.
 //!
-//! The rewind is the processor's (see its `kafka.rs`): tansu 0.6 cannot
-//! fetch from inside a stored record batch, so each partition starts
-//! `resume_rewind_messages` before its committed offset. Here the re-read
-//! results need no filtering: recording a delivery already recorded is a
-//! no-op (`(endpoint_id, event_id)` is the key).
+//! No resume rewind (unlike the processor, where it stays as an opt-in that
+//! fails closed): every broker the notifier runs against serves a fetch from
+//! inside a record batch (Apache Kafka, the prebuilt local tansu, tansu's
+//! SQLite engine), so a resumed partition starts at its committed offset.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -16,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance,
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -25,36 +23,6 @@ pub type Consumer = StreamConsumer<NotifierContext>;
 
 pub struct NotifierContext {
     metrics: Arc<Metrics>,
-    rewind: i64,
-}
-
-impl NotifierContext {
-    fn rewind_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        if self.rewind <= 0 {
-            return;
-        }
-        let committed = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read committed offsets; resuming without rewind");
-                return;
-            }
-        };
-        for e in committed.elements() {
-            if let Offset::Offset(c) = e.offset() {
-                let start = (c - self.rewind).max(0);
-                if start < c && tpl.set_partition_offset(e.topic(), e.partition(), Offset::Offset(start)).is_ok() {
-                    tracing::info!(
-                        topic = e.topic(),
-                        partition = e.partition(),
-                        committed = c,
-                        start,
-                        "resuming with rewind"
-                    );
-                }
-            }
-        }
-    }
 }
 
 impl ClientContext for NotifierContext {
@@ -89,7 +57,6 @@ impl ConsumerContext for NotifierContext {
             tracing::info!(?err, "partitions revoked");
             return;
         }
-        self.rewind_assignment(consumer, tpl);
         let result = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
             _ => consumer.assign(tpl),
@@ -117,5 +84,5 @@ pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<Consumer, Kafk
     for (k, v) in config.extra_kafka_options().map_err(KafkaError::ClientCreation)? {
         c.set(k, v);
     }
-    c.create_with_context(NotifierContext { metrics, rewind: config.resume_rewind_messages })
+    c.create_with_context(NotifierContext { metrics })
 }

@@ -77,6 +77,9 @@ impl Sender {
     pub fn new(policy: UrlPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment (HTTPS_PROXY) would resolve the
+            // merchant's host itself, past the resolver's address check.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy }))
             .user_agent(concat!("gateway-webhooks/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)

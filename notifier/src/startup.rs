@@ -113,7 +113,12 @@ impl Application {
     /// batch being recorded is finished and its offsets committed, running
     /// attempts finish and are written.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
-        let server = axum::serve(self.listener, self.http).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = service_runtime::http_server::serve(
+            self.listener,
+            self.http,
+            service_runtime::http_server::HttpLimits::INTERNAL,
+            shutdown.clone(),
+        );
         let server = tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "http server failed");

@@ -107,7 +107,12 @@ impl Application {
             producer: producer.clone(),
             results_topic: config.results_topic.clone(),
         });
-        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = service_runtime::http_server::serve(
+            listener,
+            router,
+            service_runtime::http_server::HttpLimits::INTERNAL,
+            shutdown.clone(),
+        );
         let server = ServerTask(Some(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "http server failed");

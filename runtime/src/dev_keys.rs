@@ -29,10 +29,11 @@ pub enum DevKeyError {
 }
 
 /// Whether `value` is one of the published development keys (ignoring
-/// surrounding whitespace).
+/// surrounding whitespace), or still holds a template's `REPLACE_ME`
+/// placeholder (`REPLACE_ME_OPERATOR_TOKEN_32_RANDOM_BYTES` and the like).
 pub fn is_known_development_key(value: &str) -> bool {
     let value = value.trim();
-    KNOWN_DEVELOPMENT_KEYS.contains(&value)
+    KNOWN_DEVELOPMENT_KEYS.contains(&value) || value.contains("REPLACE_ME")
 }
 
 /// Checks one secret. Outside development mode a missing or published key is
@@ -75,6 +76,10 @@ mod tests {
         );
         assert_eq!(
             require("K", Some("development-only-secret-hash-key"), false),
+            Err(DevKeyError::Known { name: "K" })
+        );
+        assert_eq!(
+            require("K", Some("REPLACE_ME_OPERATOR_TOKEN_32_RANDOM_BYTES"), false),
             Err(DevKeyError::Known { name: "K" })
         );
         assert_eq!(require("K", Some("8f1c2b7a9e0d4c3b8a7f6e5d4c3b2a19"), false), Ok(()));

@@ -1,4 +1,5 @@
-//! The HTTP server of the API and the dashboard, with the limits that keep
+//! The HTTP server of every service (the processor's and the notifier's
+//! internal endpoints with [`HttpLimits::INTERNAL`]), with the limits that keep
 //! one client from exhausting it:
 //!
 //! * `idle_timeout`: a connection must send a complete request head within
@@ -46,6 +47,15 @@ pub struct HttpLimits {
 }
 
 impl HttpLimits {
+    /// For the internal endpoints of the processor and the notifier
+    /// (probes, `/metrics`): few callers, small answers.
+    pub const INTERNAL: HttpLimits = HttpLimits {
+        idle_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(30),
+        max_concurrent_requests: 64,
+    };
+
     pub fn validate(&self) -> Result<(), String> {
         if self.idle_timeout.is_zero() || self.body_timeout.is_zero() || self.request_timeout.is_zero() {
             return Err("HTTP timeouts must be positive".into());

@@ -71,7 +71,7 @@ async fn contract(repo: Arc<dyn TransactionRepository>) {
 
     // The hash key id is kept beside the hash, so the key can rotate: rows
     // of the old and the new key tell which key made their hash.
-    let mut rotated = tx("e", Status::Approved, 100);
+    let mut rotated = tx("f", Status::Approved, 100);
     rotated.card_hash_key_id = Some("h3".into());
     repo.record_batch(vec![rotated.clone()]).await.unwrap();
     assert_eq!(repo.find(&first[0].id).await.unwrap().and_then(|t| t.card_hash_key_id).as_deref(), Some("h2"));
@@ -80,7 +80,7 @@ async fn contract(repo: Arc<dyn TransactionRepository>) {
     // A large batch crosses the per-statement chunking.
     let many: Vec<_> = (0..2500).map(|i| tx(&format!("bulk-{i}"), Status::Approved, 100 + i)).collect();
     assert_eq!(repo.record_batch(many.clone()).await.unwrap(), many);
-    assert_eq!(repo.count().await.unwrap(), 2505);
+    assert_eq!(repo.count().await.unwrap(), 2506);
     assert_eq!(repo.record_batch(Vec::new()).await.unwrap(), Vec::new());
     assert_eq!(repo.find(&TransactionId::try_from("nope").unwrap()).await.unwrap(), None);
 }
@@ -91,14 +91,14 @@ async fn sqlite_repository_honours_the_contract() {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     contract(open(&url).await.unwrap()).await;
     // Reopening runs no migration twice and keeps the data.
-    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2505);
+    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2506);
 }
 
 #[tokio::test]
 async fn mysql_repository_honours_the_contract_on_mariadb() {
     let url = mysql::create_scratch_database(&mysql_server(), "store_test").await.unwrap();
     contract(open(&url).await.unwrap()).await;
-    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2505);
+    assert_eq!(open(&url).await.unwrap().count().await.unwrap(), 2506);
     mysql::drop_scratch_database(&url).await.unwrap();
 }
 

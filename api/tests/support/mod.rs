@@ -228,7 +228,7 @@ pub async fn spawn_processor_with(
         batch_size: 500,
         batch_wait_ms: 20,
         session_timeout_ms: 6000,
-        resume_rewind_messages: 10_000,
+        resume_rewind_messages: 0,
         kafka_options: extras.kafka_options,
         card_hash_key: Some("integration-test-card-key".into()),
         card_hash_key_id: "h1".into(),
