@@ -5,7 +5,8 @@
 //! partitions taken over at its committed offsets, and a broker restart.
 //!
 //! The default broker (on `KAFKA_BROKERS`) is the prebuilt memory one; the
-//! durable one is probed by the `durable_` test (scripts/test-durable).
+//! `durable_` tests probe the durable one with the same cases, plus a
+//! restart that keeps messages and offsets (scripts/test-durable).
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -15,7 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use testkit::{brokers, create_topics, create_topics_at, unique, PrivateBroker};
+use testkit::{brokers, create_topics_at, unique, PrivateBroker};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Produces `n` messages to `partition` in one burst under a long linger,
@@ -70,12 +71,23 @@ fn poll(consumer: &BaseConsumer, n: usize, limit: Duration) -> Vec<(i32, i64, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_from_inside_a_record_batch_returns_the_rest_of_that_batch() {
+    fetch_inside_a_batch(&brokers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the durable broker: scripts/test-durable"]
+async fn durable_fetch_from_inside_a_record_batch_returns_the_rest_of_that_batch() {
+    let broker = PrivateBroker::start_durable().await.expect("TANSU_DURABLE names the durable tansu");
+    fetch_inside_a_batch(&broker.address()).await;
+}
+
+async fn fetch_inside_a_batch(b: &str) {
     let topic = unique("probe-fetch");
-    create_topics(&[(&topic, 1)]).await;
-    let offsets = produce_one_batch(&brokers(), &topic, 0, 100).await;
+    create_topics_at(b, &[(&topic, 1)]).await;
+    let offsets = produce_one_batch(b, &topic, 0, 100).await;
     assert_eq!(offsets, (0..100).collect::<Vec<i64>>());
 
-    let consumer = consumer(&brokers(), &unique("probe"));
+    let consumer = consumer(b, &unique("probe"));
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Offset(50)).unwrap();
     consumer.assign(&tpl).unwrap();
@@ -88,17 +100,28 @@ async fn a_fetch_from_inside_a_record_batch_returns_the_rest_of_that_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_resumes_at_a_committed_offset_inside_a_record_batch() {
+    group_resume_inside_a_batch(&brokers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the durable broker: scripts/test-durable"]
+async fn durable_group_resumes_at_a_committed_offset_inside_a_record_batch() {
+    let broker = PrivateBroker::start_durable().await.expect("TANSU_DURABLE names the durable tansu");
+    group_resume_inside_a_batch(&broker.address()).await;
+}
+
+async fn group_resume_inside_a_batch(b: &str) {
     let topic = unique("probe-resume");
-    create_topics(&[(&topic, 1)]).await;
-    produce_one_batch(&brokers(), &topic, 0, 100).await;
+    create_topics_at(b, &[(&topic, 1)]).await;
+    produce_one_batch(b, &topic, 0, 100).await;
     let group = unique("probe");
-    let committer = consumer(&brokers(), &group);
+    let committer = consumer(b, &group);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Offset(37)).unwrap();
     committer.commit(&tpl, CommitMode::Sync).unwrap();
     drop(committer);
 
-    let member = consumer(&brokers(), &group);
+    let member = consumer(b, &group);
     member.subscribe(&[&topic]).unwrap();
     let got = poll(&member, 63, Duration::from_secs(30));
 
@@ -111,16 +134,27 @@ async fn a_group_resumes_at_a_committed_offset_inside_a_record_batch() {
 /// had committed, with no gap and no replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_members_partitions_move_on_at_its_committed_offsets() {
+    takeover_after_kill(&brokers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the durable broker: scripts/test-durable"]
+async fn durable_killed_members_partitions_move_on_at_its_committed_offsets() {
+    let broker = PrivateBroker::start_durable().await.expect("TANSU_DURABLE names the durable tansu");
+    takeover_after_kill(&broker.address()).await;
+}
+
+async fn takeover_after_kill(b: &str) {
     let topic = unique("probe-takeover");
-    create_topics(&[(&topic, 2)]).await;
+    create_topics_at(b, &[(&topic, 2)]).await;
     for p in 0..2 {
         for _ in 0..4 {
-            produce_one_batch(&brokers(), &topic, p, 50).await;
+            produce_one_batch(b, &topic, p, 50).await;
         }
     }
     let group = unique("probe");
     let mut member = tokio::process::Command::new(env!("CARGO_BIN_EXE_group_member"))
-        .args([&brokers(), &topic, &group, "3000"])
+        .args([b, topic.as_str(), group.as_str(), "3000"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -141,7 +175,7 @@ async fn a_killed_members_partitions_move_on_at_its_committed_offsets() {
     assert!(read.is_ok(), "the first member consumed {count} messages in 60 s");
     member.kill().await.unwrap(); // SIGKILL: no LeaveGroup, no close
 
-    let survivor = consumer(&brokers(), &group);
+    let survivor = consumer(b, &group);
     let mut all = TopicPartitionList::new();
     all.add_partition(&topic, 0);
     all.add_partition(&topic, 1);
