@@ -44,6 +44,10 @@ struct Args {
     /// Most requests in flight (connections) at once.
     #[arg(long, default_value_t = 512)]
     connections: usize,
+    /// The processor's `KAFKA_OPTIONS` (`k=v;k=v`), e.g. to try another
+    /// `fetch.wait.max.ms`.
+    #[arg(long, default_value = "")]
+    processor_kafka_options: String,
 }
 
 const CARD_KEYS: &str = "bench:YmVuY2gtb25seS1jYXJkLWtleXJpbmctMzJieXRlcyE=";
@@ -103,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
         .env("CONSUMER_GROUP", format!("lat-{tag}"))
         .env("CARD_HASH_KEY", "bench-only-card-hash-key")
         .env("HTTP_ADDR", "127.0.0.1:0");
+    if !args.processor_kafka_options.is_empty() {
+        processor.env("KAFKA_OPTIONS", &args.processor_kafka_options);
+    }
     let _processor: Child = processor.spawn().context("starting the processor binary")?;
 
     let base = format!("http://127.0.0.1:{port}");
