@@ -48,7 +48,10 @@ impl ResultsListener {
             .set("fetch.wait.max.ms", "10")
             .set("fetch.min.bytes", "1")
             // Only live results matter; a replica does not need a deep queue.
-            .set("queued.max.messages.kbytes", "4096");
+            .set("queued.max.messages.kbytes", "4096")
+            // When that queue is full, look again soon: librdkafka's default
+            // postpones the next fetch by a second, and every waiter with it.
+            .set("fetch.queue.backoff.ms", "10");
         // The same options as the producer (security, addresses); librdkafka
         // ignores producer-only ones here with a warning.
         for (k, v) in config.extra_kafka_options().map_err(KafkaError::ClientCreation)? {
