@@ -2,8 +2,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore as _;
 use zeroize::Zeroizing;
 
 use crate::{Field, KeyId, Keyring};
@@ -53,7 +54,11 @@ pub(crate) fn sealed_key_id(value: &str) -> Option<&str> {
 pub fn seal(ring: &Keyring, binding: Binding<'_>, field: Field, plaintext: &[u8]) -> String {
     let (id, key) = ring.current();
     let cipher = XChaCha20Poly1305::new(key.bytes().into());
-    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    // A random 192-bit nonce (what XChaCha is for) from the thread's CSPRNG
+    // (ChaCha, seeded and periodically reseeded from the OS): 18 ns against
+    // 307 ns for a getrandom(2) call per field (`cargo bench --bench envelope`).
+    let mut nonce = XNonce::default();
+    rand::thread_rng().fill_bytes(nonce.as_mut_slice());
     let aad = associated_data(id.as_str(), binding, field);
     // Encryption fails only for messages of more than 2^38 bytes; a field
     // value is bounded far below by the request and message size limits.
