@@ -51,20 +51,26 @@ async fn main() -> anyhow::Result<()> {
             let tag = uuid::Uuid::new_v4().simple().to_string();
             let topic = format!("brokerlat-{tag}");
             create_topic(&args.brokers, &topic, args.partitions).await?;
-            let consumer: StreamConsumer = client_config(&args.client_options)
-                .set("bootstrap.servers", &args.brokers)
-                .set("group.id", format!("brokerlat-{tag}"))
-                .set("auto.offset.reset", "earliest")
-                .set("enable.auto.commit", "false")
-                .set("fetch.wait.max.ms", wait.to_string())
-                .set("session.timeout.ms", "6000")
-                .create()?;
+            let consumer: StreamConsumer = with_options(
+                ClientConfig::new()
+                    .set("bootstrap.servers", &args.brokers)
+                    .set("group.id", format!("brokerlat-{tag}"))
+                    .set("auto.offset.reset", "earliest")
+                    .set("enable.auto.commit", "false")
+                    .set("fetch.wait.max.ms", wait.to_string())
+                    .set("session.timeout.ms", "6000"),
+                &args.client_options,
+            )
+            .create()?;
             consumer.subscribe(&[&topic])?;
-            let producer: FutureProducer = client_config(&args.client_options)
-                .set("bootstrap.servers", &args.brokers)
-                .set("acks", "all")
-                .set("linger.ms", &args.linger_ms)
-                .create()?;
+            let producer: FutureProducer = with_options(
+                ClientConfig::new()
+                    .set("bootstrap.servers", &args.brokers)
+                    .set("acks", "all")
+                    .set("linger.ms", &args.linger_ms),
+                &args.client_options,
+            )
+            .create()?;
             let base = Instant::now();
             let hops = Arc::new(Mutex::new(Vec::new()));
             let expected = (u64::from(rate) * args.seconds).max(1) as usize;
@@ -155,8 +161,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn client_config(options: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+/// `config` with `--client-options` applied last, so they win.
+fn with_options<'c>(config: &'c mut ClientConfig, options: &str) -> &'c mut ClientConfig {
     for (k, v) in options.split(';').filter_map(|kv| kv.split_once('=')) {
         config.set(k.trim(), v.trim());
     }
