@@ -70,11 +70,14 @@ impl fmt::Debug for CardNumber {
     }
 }
 
-/// The Luhn (mod 10) check over ASCII digits.
+/// The Luhn (mod 10) check over ASCII digits; anything else is invalid.
 pub fn luhn_valid(digits: &[u8]) -> bool {
     let mut sum = 0u32;
     for (i, &b) in digits.iter().rev().enumerate() {
-        let mut d = u32::from(b - b'0');
+        // Not `b - b'0'`: a byte below '0' would overflow (a panic in debug).
+        let Some(mut d) = char::from(b).to_digit(10) else {
+            return false;
+        };
         if i % 2 == 1 {
             d *= 2;
             if d > 9 {
@@ -252,6 +255,12 @@ mod tests {
         fn a_check_digit_makes_any_body_valid(body in "[0-9]{12,18}") {
             let n = format!("{body}{}", check_digit(&body));
             prop_assert!(CardNumber::try_from(n.as_str()).is_ok());
+        }
+
+        #[test]
+        fn bytes_that_are_not_digits_never_pass(bytes in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assume!(bytes.iter().any(|b| !b.is_ascii_digit()));
+            prop_assert!(!luhn_valid(&bytes));
         }
 
         #[test]
