@@ -242,8 +242,8 @@ pub fn consumer(
         // Apache Kafka answers a fetch as soon as data arrives, whatever
         // this is; the local broker (tansu) re-checks a waiting fetch at
         // half the remaining wait, so at 100 ms a lone message waited about
-        // 20 ms there (`broker_latency`). 10 ms costs an idle processor a
-        // few empty fetches a second.
+        // 20 ms there (`broker_latency`). The cost: an idle processor sends
+        // about a hundred empty fetches a second to each broker.
         .set("fetch.wait.max.ms", "10")
         // Memory: by default librdkafka prefetches up to 64 MiB into the
         // consumer's queue and asks for up to 50 MiB per fetch, most of a
