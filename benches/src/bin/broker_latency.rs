@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::kafka::create_topic;
+use benches::steady::{at_steady_rate, p50_p99_max_ms};
 use clap::Parser;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::Mutex;
 
 #[derive(Parser)]
 struct Args {
@@ -72,7 +72,6 @@ async fn main() -> anyhow::Result<()> {
             )
             .create()?;
             let base = Instant::now();
-            let hops = Arc::new(Mutex::new(Vec::new()));
             let expected = (u64::from(rate) * args.seconds).max(1) as usize;
             // A warm-up message on every partition: once all have arrived
             // the group is joined and every fetch position is known.
@@ -87,11 +86,11 @@ async fn main() -> anyhow::Result<()> {
             }
             let warmed = Arc::new(tokio::sync::Notify::new());
             let reader = {
-                let (hops, warmed) = (Arc::clone(&hops), Arc::clone(&warmed));
+                let warmed = Arc::clone(&warmed);
                 let partitions = args.partitions as usize;
                 tokio::spawn(async move {
-                    let (mut seen, mut warm) = (0usize, 0usize);
-                    while seen < expected {
+                    let (mut hops, mut warm) = (Vec::with_capacity(expected), 0usize);
+                    while hops.len() < expected {
                         let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await else {
                             break;
                         };
@@ -107,45 +106,35 @@ async fn main() -> anyhow::Result<()> {
                             }
                             continue;
                         }
-                        seen += 1;
-                        let hop = now.saturating_sub(Duration::from_nanos(sent));
-                        hops.lock().await.push(hop);
+                        hops.push(now.saturating_sub(Duration::from_nanos(sent)));
                     }
+                    hops
                 })
             };
             tokio::time::timeout(Duration::from_secs(60), warmed.notified())
                 .await
                 .map_err(|_| anyhow::anyhow!("the consumer never received the warm-up messages"))?;
-            let acks = Arc::new(Mutex::new(Vec::with_capacity(expected)));
-            let mut interval = tokio::time::interval(Duration::from_millis(1));
-            let started = Instant::now();
-            let mut sent = 0usize;
+            // Each send answers with its acknowledgement's latency.
             let mut pending = Vec::with_capacity(expected);
-            while sent < expected {
-                interval.tick().await;
-                let due = (started.elapsed().as_secs_f64() * f64::from(rate)).ceil() as usize;
-                while sent < due.min(expected) {
-                    sent += 1;
-                    let (producer, topic, acks) = (producer.clone(), topic.clone(), Arc::clone(&acks));
-                    pending.push(tokio::spawn(async move {
-                        let t0 = base.elapsed();
-                        let stamp = (t0.as_nanos() as u64).to_le_bytes();
-                        let key = sent.to_string();
-                        let r = producer
-                            .send(FutureRecord::to(&topic).key(&key).payload(&stamp[..]), Duration::from_secs(5))
-                            .await;
-                        if r.is_ok() {
-                            acks.lock().await.push(base.elapsed().saturating_sub(t0));
-                        }
-                    }));
-                }
-            }
+            at_steady_rate(rate, expected as u64, |sent| {
+                let (producer, topic) = (producer.clone(), topic.clone());
+                pending.push(tokio::spawn(async move {
+                    let t0 = base.elapsed();
+                    let stamp = (t0.as_nanos() as u64).to_le_bytes();
+                    let key = sent.to_string();
+                    let r = producer
+                        .send(FutureRecord::to(&topic).key(&key).payload(&stamp[..]), Duration::from_secs(5))
+                        .await;
+                    r.ok().map(|_| base.elapsed().saturating_sub(t0))
+                }));
+            })
+            .await;
+            let mut acks = Vec::with_capacity(expected);
             for p in pending {
-                let _ = p.await;
+                acks.extend(p.await?);
             }
-            let _ = reader.await;
-            let (mut acks, mut hops) = (acks.lock().await.clone(), hops.lock().await.clone());
-            let (a, h) = (percentiles(&mut acks), percentiles(&mut hops));
+            let mut hops = reader.await?;
+            let (a, h) = (p50_p99_max_ms(&mut acks), p50_p99_max_ms(&mut hops));
             println!(
                 "{wait:>13}  {rate:>4}  {:>8}  {:>7.2}  {:>7.2}  {:>7.2}  {:>7.2}  {:>7.2}  {:>7.2}",
                 hops.len(),
@@ -167,13 +156,4 @@ fn with_options<'c>(config: &'c mut ClientConfig, options: &str) -> &'c mut Clie
         config.set(k.trim(), v.trim());
     }
     config
-}
-
-fn percentiles(v: &mut [Duration]) -> [f64; 3] {
-    if v.is_empty() {
-        return [f64::NAN; 3];
-    }
-    v.sort();
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
-    [at(0.5), at(0.99), at(1.0)]
 }

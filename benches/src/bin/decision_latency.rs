@@ -23,6 +23,7 @@ use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use benches::kafka::create_topic;
+use benches::steady::{at_steady_rate, p50_p99_max_ms};
 use clap::Parser;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -133,23 +134,16 @@ async fn main() -> anyhow::Result<()> {
         let tally = run_rate(&client, &base, &auth, rate, Duration::from_secs(args.seconds), args.connections).await;
         let elapsed = started.elapsed();
         let mut t = tally.lock().await;
-        t.decided.sort();
-        let pct = |p: f64| -> f64 {
-            if t.decided.is_empty() {
-                return f64::NAN;
-            }
-            let i = ((t.decided.len() as f64 - 1.0) * p).round() as usize;
-            t.decided[i].as_secs_f64() * 1000.0
-        };
+        let [p50, p99, max] = p50_p99_max_ms(&mut t.decided);
         let sent = t.decided.len() as u64 + t.pending + t.failed;
         println!(
             "{rate:>9}  {sent:>5}  {:>7}  {:>7}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}   ({:.1} s incl. drain)",
             t.decided.len(),
             t.pending,
             t.failed,
-            pct(0.50),
-            pct(0.99),
-            pct(1.0),
+            p50,
+            p99,
+            max,
             elapsed.as_secs_f64()
         );
     }
@@ -168,40 +162,30 @@ async fn run_rate(
 ) -> Arc<Mutex<Tally>> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let slots = Arc::new(tokio::sync::Semaphore::new(connections));
-    let tick = Duration::from_millis(1);
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let total = (u64::from(rate) * length.as_millis() as u64 / 1000).max(1);
-    let mut sent = 0u64;
-    let started = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
-    while sent < total {
-        interval.tick().await;
-        // Due by now at this rate.
-        let due = (started.elapsed().as_secs_f64() * f64::from(rate)).ceil() as u64;
-        while sent < due.min(total) {
-            sent += 1;
-            let request = client
-                .post(format!("{base}/v1/transactions"))
-                .header("authorization", auth)
-                .header("prefer", "wait=10")
-                .header("content-type", "application/json")
-                .body(BODY);
-            let (tally, slots) = (Arc::clone(&tally), Arc::clone(&slots));
-            tasks.push(tokio::spawn(async move {
-                let t0 = Instant::now();
-                let _slot = slots.acquire_owned().await;
-                let outcome = request.send().await;
-                let latency = t0.elapsed();
-                let mut t = tally.lock().await;
-                match outcome.map(|r| r.status().as_u16()) {
-                    Ok(201) => t.decided.push(latency),
-                    Ok(202) => t.pending += 1,
-                    _ => t.failed += 1,
-                }
-            }));
-        }
-    }
+    at_steady_rate(rate, total, |_| {
+        let request = client
+            .post(format!("{base}/v1/transactions"))
+            .header("authorization", auth)
+            .header("prefer", "wait=10")
+            .header("content-type", "application/json")
+            .body(BODY);
+        let (tally, slots) = (Arc::clone(&tally), Arc::clone(&slots));
+        tasks.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let _slot = slots.acquire_owned().await;
+            let outcome = request.send().await;
+            let latency = t0.elapsed();
+            let mut t = tally.lock().await;
+            match outcome.map(|r| r.status().as_u16()) {
+                Ok(201) => t.decided.push(latency),
+                Ok(202) => t.pending += 1,
+                _ => t.failed += 1,
+            }
+        }));
+    })
+    .await;
     for task in tasks {
         let _ = task.await;
     }
