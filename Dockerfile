@@ -14,6 +14,7 @@ FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 # Only what the build reads, so docs or deploy changes do not rebuild.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
 COPY model model
 COPY envelope envelope
 COPY store store
