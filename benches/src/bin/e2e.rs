@@ -206,7 +206,7 @@ async fn processor(args: &Args, input: &str, tag: &str, name: &str, database_url
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     // In-process and kept alive: a curl process every 20 ms took about a
     // quarter of the machine's CPU samples away from the run it measured.
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     // (seconds since spawn, results published) when a first batch is out.
     let mut first: Option<(f64, u64)> = None;
     loop {
